@@ -1,0 +1,70 @@
+# Local development of datajoint-link: `make help` lists the targets.
+# The servers (Kafka, two MariaDB) run as plain processes managed by infra/*.sh;
+# their settings live in infra/defaults.sh and can be overridden from the
+# environment, e.g. `LINK_KAFKA_PORT=19092 make up`.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+MAKEFLAGS += --no-print-directory
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin
+# Runs a command with the exports of infra/env.sh (broker, servers, accounts).
+WITH_ENV = eval "$$(infra/env.sh)" &&
+
+.PHONY: help venv up down status env clean-state test demo schemas services \
+	services-stop format
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
+
+# The stamp is rebuilt whenever pyproject.toml changes, so new dependencies are
+# installed by the next `make test`.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY)/python || python3 -m venv $(VENV)
+	$(PY)/pip install -q -e '.[dev]'
+	touch $@
+
+pyproject.toml:
+	@echo "pyproject.toml is missing: the package is not written yet" >&2; exit 1
+
+venv: $(VENV)/.installed ## Create .venv and install the package with its dev extra
+
+up: ## Start Kafka and both MariaDB servers (those not yet running)
+	infra/stack.sh up
+
+down: ## Stop the services, both MariaDB servers and Kafka (data is kept)
+	infra/stack.sh down
+
+status: ## Show each server and service: running or stopped, pid, port
+	@infra/stack.sh status || true
+
+env: ## Print exports for the local servers: eval "$(make -s env)"
+	@infra/env.sh
+
+clean-state: ## Stop everything and delete .local (server data); keep .cache
+	infra/stack.sh clean
+
+test: venv up ## Format check, lint, type check and tests against the servers
+	$(WITH_ENV) $(PY)/ruff format --check .
+	$(WITH_ENV) $(PY)/ruff check .
+	$(WITH_ENV) $(PY)/mypy
+	$(WITH_ENV) $(PY)/pytest
+
+demo: venv up ## Run the demo (python -m demo) against the servers
+	$(WITH_ENV) $(PY)/python -m demo
+
+schemas: venv ## Export the message schemas (python -m link.schemas_export)
+	$(PY)/python -m link.schemas_export
+
+services: venv up ## Start the three services in the background (logs: .local/logs)
+	infra/services.sh start
+
+services-stop: ## Stop the background services
+	infra/services.sh stop
+
+format: venv ## Format the code and apply lint fixes
+	$(PY)/ruff format .
+	$(PY)/ruff check --fix .

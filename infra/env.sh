@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Prints the exports that point a shell (or the tests, demo and services) at the
+# local servers:  eval "$(make -s env)"
+set -euo pipefail
+# shellcheck source=infra/defaults.sh
+source "$(dirname "$0")/defaults.sh"
+
+# %q keeps the output safe to eval whatever a value contains.
+out() { printf 'export %s=%q\n' "$1" "$2"; }
+
+source_host=$LINK_BIND_HOST:$LINK_SOURCE_PORT
+out LINK_BROKER "$LINK_BIND_HOST:$LINK_KAFKA_PORT"
+out LINK_USER "$LINK_USER"
+out LINK_PASS "$LINK_PASS"
+out LINK_SOURCE_HOST "$source_host" # the source server, for the demo and tests
+out LINK_SOURCE_ADMIN_USER "$LINK_SOURCE_ADMIN_USER" # source lab's own account
+out LINK_SOURCE_ADMIN_PASS "$LINK_SOURCE_ADMIN_PASS"
+out DJ_HOST "$LINK_BIND_HOST"
+out DJ_PORT "$LINK_DESTINATION_PORT"
+out DJ_USER "$DJ_USER"
+out DJ_PASS "$DJ_PASS"
+out LINK_SOURCE_HOSTS "$source_host" # source servers the services may reach
