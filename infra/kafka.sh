@@ -23,8 +23,10 @@ fetch_jars() {
   ensure_command mvn maven
   log "copying Kafka $LINK_KAFKA_VERSION jars into $LIBS (Maven)"
   rm -rf "$LIBS" "$LIBS.tmp"
-  mvn -q -B -Dstyle.color=never -f "$POM" -Dkafka.version="$LINK_KAFKA_VERSION" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp"
+  mkdir -p "$(dirname "$LIBS")"
+  mvn -q -B -f "$POM" -Dkafka.version="$LINK_KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" \
+    >"$LIBS.mvn.log" 2>&1 || { cat "$LIBS.mvn.log" >&2; die "Maven failed (log above)"; }
   mv "$LIBS.tmp" "$LIBS"
   echo "$hash" >"$marker"
 }
@@ -75,15 +77,23 @@ answers_metadata() {
     kcat -b "$ADDRESS" -L -t __readiness_probe -m 3 2>/dev/null | grep -q "broker 1 at"
 }
 
+# The broker's own error lines say why it failed; the tail says where it was.
+show_log() {
+  local log=$DIR/logs/server.log
+  tail -n 10 "$DIR/logs/stdout.log" >&2 2>/dev/null || true
+  grep -E '^\[[^]]*\] (ERROR|FATAL)' "$log" 2>/dev/null | tail -n 5 >&2 || true
+  tail -n 10 "$log" >&2 2>/dev/null || true
+}
+
 wait_ready() {
   local pid=$1 deadline=$((SECONDS + LINK_START_TIMEOUT))
   until answers_metadata; do
     if ! kill -0 "$pid" 2>/dev/null; then
-      tail -n 30 "$DIR/logs/stdout.log" "$DIR/logs/server.log" >&2 || true
+      show_log
       die "Kafka exited during start-up (logs above, in $DIR/logs)"
     fi
     if ((SECONDS >= deadline)); then
-      tail -n 30 "$DIR/logs/server.log" >&2 || true
+      show_log
       die "Kafka not ready on $ADDRESS after $LINK_START_TIMEOUT s (log above)"
     fi
     sleep 0.2
@@ -98,8 +108,12 @@ start() {
     log "already running (pid $pid) on $ADDRESS"
     return 0
   fi
-  port_open "$LINK_BIND_HOST" "$LINK_KAFKA_PORT" &&
-    die "port $LINK_KAFKA_PORT is taken by another process (set LINK_KAFKA_PORT)"
+  local port
+  for port in LINK_KAFKA_PORT LINK_KAFKA_CONTROLLER_PORT; do
+    if port_open "$LINK_BIND_HOST" "${!port}"; then
+      die "port ${!port} is taken by another process (set $port)"
+    fi
+  done
   ensure_command java openjdk-17-jre-headless
   fetch_jars
   write_config

@@ -85,8 +85,9 @@ wait_ready() { # pid
 start() {
   local t0=$EPOCHREALTIME pid state="already running"
   if ! pid=$(live_pid "$PID_FILE" "--datadir=$DATA"); then
-    port_open "$LINK_BIND_HOST" "$PORT" &&
+    if port_open "$LINK_BIND_HOST" "$PORT"; then
       die "$NAME: port $PORT is taken by another process (see infra/defaults.sh)"
+    fi
     ((${#SOCKET} < 100)) || die "$NAME: socket path too long for Unix: $SOCKET"
     initialise
     # setsid: keep the server alive when the calling terminal is interrupted.

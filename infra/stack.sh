@@ -6,17 +6,19 @@ set -euo pipefail
 source "$(dirname "$0")/defaults.sh"
 cd "$LINK_ROOT/infra"
 
+down() {
+  # Services first: they would only log errors once their servers are gone.
+  ./services.sh stop
+  ./mariadb.sh stop all
+  ./kafka.sh stop
+}
+
 case ${1:-} in
 up)
   ./kafka.sh start
   ./mariadb.sh start all
   ;;
-down)
-  # Services first: they would only log errors once their servers are gone.
-  ./services.sh stop
-  ./mariadb.sh stop all
-  ./kafka.sh stop
-  ;;
+down) down ;;
 status)
   # Report everything; the exit code says whether all servers are up.
   rc=0
@@ -26,7 +28,7 @@ status)
   exit "$rc"
   ;;
 clean)
-  "$0" down
+  down
   # Guard the rm -rf against an empty or surprising LINK_STATE_DIR.
   case $LINK_STATE_DIR in
   / | "$LINK_ROOT" | "$HOME" | "")
