@@ -24,9 +24,12 @@ fetch_jars() {
   log "copying Kafka $LINK_KAFKA_VERSION jars into $LIBS (Maven)"
   rm -rf "$LIBS" "$LIBS.tmp"
   mkdir -p "$(dirname "$LIBS")"
-  mvn -q -B -f "$POM" -Dkafka.version="$LINK_KAFKA_VERSION" \
+  if ! mvn -q -B -f "$POM" -Dkafka.version="$LINK_KAFKA_VERSION" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" \
-    >"$LIBS.mvn.log" 2>&1 || { cat "$LIBS.mvn.log" >&2; die "Maven failed (log above)"; }
+    >"$LIBS.mvn.log" 2>&1; then
+    cat "$LIBS.mvn.log" >&2
+    die "Maven failed (log above)"
+  fi
   mv "$LIBS.tmp" "$LIBS"
   echo "$hash" >"$marker"
 }
