@@ -1,0 +1,5 @@
+"""Share rows of DataJoint tables between database servers, over Kafka."""
+
+from link.decorator import link
+
+__all__ = ["link"]

@@ -1,0 +1,1 @@
+"""Contains the adapters between the link and its servers: databases and Kafka."""

@@ -1,0 +1,213 @@
+"""Contains the link's Kafka topics, their creation, and publishing from Python.
+
+The library publishes with confluent-kafka, the services consume with faust
+(aiokafka). Both must put a key on the same partition, because the pull-request
+service keeps per-request bookkeeping partitioned by request id: the producer
+here therefore uses the Java client's murmur2 partitioner, which is also
+aiokafka's default.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from link.domain.events import PullCompleted, RequestRejected
+from link.errors import BrokerError
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Largest message the link publishes or accepts; the topics are created with it."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The names of the link's topics, all sharing one prefix."""
+
+    prefix: str = "link"
+
+    @property
+    def pull_requests(self) -> str:
+        """Return the topic of pull requests, keyed by request id."""
+        return f"{self.prefix}.pull-requests"
+
+    @property
+    def transfers(self) -> str:
+        """Return the topic of transfer batches, keyed by request id and batch."""
+        return f"{self.prefix}.transfers"
+
+    @property
+    def pull_progress(self) -> str:
+        """Return the topic of pull progress events, keyed by request id."""
+        return f"{self.prefix}.pull-progress"
+
+    @property
+    def pull_completions(self) -> str:
+        """Return the topic of completions and rejections, keyed by request id."""
+        return f"{self.prefix}.pull-completions"
+
+    @property
+    def deletion_requests(self) -> str:
+        """Return the topic of deletion requests, keyed by request id."""
+        return f"{self.prefix}.deletion-requests"
+
+    @property
+    def dead_letters(self) -> str:
+        """Return the topic of messages that could not be processed."""
+        return f"{self.prefix}.dead-letters"
+
+    def all(self) -> tuple[str, ...]:
+        """Return every topic the link uses."""
+        return (
+            self.pull_requests,
+            self.transfers,
+            self.pull_progress,
+            self.pull_completions,
+            self.deletion_requests,
+            self.dead_letters,
+        )
+
+
+def ensure_topics(
+    broker: str, topics: Iterable[str], partitions: int, *, compacted: Iterable[str] = ()
+) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are.
+
+    Topics named in compacted keep only the latest message per key: they hold
+    the services' own state (faust table changelogs).
+    """
+    compacted = set(compacted)
+    topics = [*topics, *sorted(compacted)]
+    admin = AdminClient({"bootstrap.servers": broker})
+    try:
+        existing = set(admin.list_topics(timeout=15).topics)
+    except KafkaException as error:
+        raise BrokerError(f"Kafka at {broker} did not answer: {error}") from error
+    missing = [topic for topic in topics if topic not in existing]
+    if not missing:
+        return
+    new_topics = [
+        NewTopic(
+            topic,
+            num_partitions=partitions,
+            replication_factor=1,
+            config={
+                "max.message.bytes": str(MAX_MESSAGE_BYTES),
+                **({"cleanup.policy": "compact"} if topic in compacted else {}),
+            },
+        )
+        for topic in missing
+    ]
+    for topic, future in admin.create_topics(new_topics).items():
+        try:
+            future.result()
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BrokerError(f"Could not create topic {topic}: {error}") from error
+    logger.info("created topics %s with %d partitions", ", ".join(missing), partitions)
+
+
+class Publisher:
+    """Publishes link messages as JSON, keyed, and waits until Kafka has them."""
+
+    def __init__(self, broker: str) -> None:
+        """Connect a producer to the broker."""
+        self._broker = broker
+        self._producer = Producer(
+            {
+                "bootstrap.servers": broker,
+                "partitioner": "murmur2_random",
+                "enable.idempotence": True,
+                "message.max.bytes": MAX_MESSAGE_BYTES,
+            }
+        )
+
+    def publish(self, topic: str, key: str, message: BaseModel) -> None:
+        """Queue one message; call flush() to wait for its delivery."""
+        payload = message.model_dump_json().encode()
+        try:
+            self._producer.produce(topic, key=key.encode(), value=payload)
+        except BufferError:
+            self.flush()
+            self._producer.produce(topic, key=key.encode(), value=payload)
+        except KafkaException as error:
+            raise BrokerError(f"Kafka refused a message for {topic}: {error}") from error
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued message is delivered, or raise."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise BrokerError(
+                f"{remaining} message(s) were not delivered to Kafka at"
+                f" {self._broker} within {timeout:.0f} s"
+            )
+
+
+Outcome = PullCompleted | RequestRejected
+_outcome_adapter: TypeAdapter[Outcome] = TypeAdapter(Outcome)
+
+
+class CompletionListener:
+    """Listens on the completions topic for the outcomes of chosen requests.
+
+    It is opened before the requests are published and starts at each
+    partition's current end, so that no outcome published afterwards is missed
+    and no older outcome is read.
+    """
+
+    def __init__(self, broker: str, topic: str) -> None:
+        """Assign every partition of the topic at its current end offset."""
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": broker,
+                "group.id": "link-completion-listener",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        metadata = self._consumer.list_topics(topic, timeout=15)
+        if metadata.topics[topic].error is not None:
+            raise BrokerError(f"Topic {topic} is not available: {metadata.topics[topic].error}")
+        assignment = []
+        for partition in metadata.topics[topic].partitions:
+            _low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=15
+            )
+            assignment.append(TopicPartition(topic, partition, high))
+        self._consumer.assign(assignment)
+
+    def wait(self, request_ids: set[str], timeout: float) -> dict[str, Outcome]:
+        """Return the outcome of each request, waiting at most timeout seconds."""
+        outcomes: dict[str, Outcome] = {}
+        deadline = time.monotonic() + timeout
+        while len(outcomes) < len(request_ids):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            message = self._consumer.poll(min(remaining, 1.0))
+            if message is None:
+                continue
+            if message.error() is not None:
+                logger.warning("completion listener: %s", message.error())
+                continue
+            try:
+                outcome = _outcome_adapter.validate_python(json.loads(message.value()))
+            except (ValueError, ValidationError):
+                logger.warning("ignored an unreadable completion at offset %s", message.offset())
+                continue
+            if outcome.request_id in request_ids:
+                outcomes[outcome.request_id] = outcome
+        return outcomes
+
+    def close(self) -> None:
+        """Leave the topic."""
+        self._consumer.close()

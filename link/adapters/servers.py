@@ -1,0 +1,94 @@
+"""Contains the opening of connections to the source and destination servers.
+
+Each side gets its own ``dj.Instance``: its own configuration and connection,
+so that the source's credentials and the destination's never mix, and neither
+touches the global ``dj.config`` that the user's own pipeline relies on.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import datajoint as dj
+import pymysql
+
+from link.config import LinkSettings
+from link.errors import ConfigurationError, DestinationError, SourceError
+
+logger = logging.getLogger(__name__)
+
+_ACCESS_DENIED = 1045
+_UNKNOWN_HOST_OR_REFUSED = (2003, 2005, 2006, 2013)
+
+# DataJoint 2 warns on every connection to MariaDB; the link is tested on
+# MariaDB and says so in its README, so the warning carries no news here.
+warnings.filterwarnings("ignore", message="MariaDB is not officially supported")
+warnings.filterwarnings("ignore", message="No datajoint.json found")
+
+
+def split_host(host: str) -> tuple[str, int]:
+    """Split "host:port" into its parts; the port defaults to 3306."""
+    name, _, port = host.partition(":")
+    if not name:
+        raise ConfigurationError(f"The server address {host!r} has no host name.")
+    try:
+        return name, int(port) if port else 3306
+    except ValueError:
+        raise ConfigurationError(
+            f"The server address {host!r} has a port that is not a number."
+        ) from None
+
+
+def _stores() -> dict[str, Any]:
+    """Return the store specifications of the global DataJoint configuration."""
+    return dict(dj.config.stores)
+
+
+def open_source(host: str, settings: LinkSettings) -> dj.Instance:
+    """Connect to the source server with the link's own user (LINK_USER)."""
+    user, password = settings.source_credentials()
+    name, port = split_host(host)
+    try:
+        return dj.Instance(
+            name, user, password, port=port, safemode=False, stores=_stores()
+        )
+    except pymysql.err.OperationalError as error:
+        code = error.args[0] if error.args else None
+        if code == _ACCESS_DENIED:
+            raise SourceError(
+                f"The source server {host} refused user {user!r}:"
+                " check LINK_USER and LINK_PASS."
+            ) from error
+        raise SourceError(f"The source server {host} cannot be reached: {error}") from error
+
+
+def open_destination() -> dj.Instance:
+    """Connect to the destination server named by DataJoint's own configuration."""
+    database = dj.config.database
+    if not database.user or database.password is None:
+        raise ConfigurationError(
+            "The destination server's credentials are not set: set DJ_USER and"
+            " DJ_PASS (or database.user and database.password in datajoint.json)."
+        )
+    host = f"{database.host}:{database.port}"
+    try:
+        return dj.Instance(
+            database.host,
+            database.user,
+            database.password.get_secret_value(),
+            port=database.port,
+            safemode=False,
+            stores=_stores(),
+        )
+    except pymysql.err.OperationalError as error:
+        code = error.args[0] if error.args else None
+        if code == _ACCESS_DENIED:
+            raise DestinationError(
+                f"The destination server {host} refused user {database.user!r}:"
+                " check DJ_USER and DJ_PASS."
+            ) from error
+        raise DestinationError(
+            f"The destination server {host} cannot be reached: {error}"
+        ) from error

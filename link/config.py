@@ -1,0 +1,96 @@
+"""Contains the link's settings, read from the environment.
+
+Precedence, highest first: arguments given in code, environment variables,
+defaults. The destination server is not configured here: it is DataJoint's own
+configuration (``DJ_HOST``, ``DJ_PORT``, ``DJ_USER``, ``DJ_PASS`` or
+``datajoint.json``), so that the destination table lives where the rest of the
+user's pipeline does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from link.errors import ConfigurationError
+
+
+class LinkSettings(BaseSettings):
+    """Settings shared by the library and the services."""
+
+    model_config = SettingsConfigDict(env_prefix="LINK_", extra="ignore")
+
+    broker: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers, host:port[,host:port] (LINK_BROKER).",
+    )
+    user: str | None = Field(
+        default=None, description="User name on the source server (LINK_USER)."
+    )
+    password: SecretStr | None = Field(
+        default=None,
+        validation_alias="LINK_PASS",
+        description="Password on the source server (LINK_PASS).",
+    )
+    topic_prefix: str = Field(
+        default="link",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="First part of every topic name (LINK_TOPIC_PREFIX).",
+    )
+    topic_partitions: int = Field(
+        default=6,
+        ge=1,
+        description=(
+            "Partitions of each topic the link creates (LINK_TOPIC_PARTITIONS);"
+            " the most transfer workers that can share one pull."
+        ),
+    )
+    batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Rows per transfer batch (LINK_BATCH_SIZE).",
+    )
+    request_size: int = Field(
+        default=5_000,
+        ge=1,
+        le=10_000,
+        description="Keys per published pull request (LINK_REQUEST_SIZE).",
+    )
+    pull_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds .pull() waits for completions (LINK_PULL_TIMEOUT).",
+    )
+    source_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Source servers (host:port) the services may connect to; requests"
+            " naming any other are rejected (LINK_SOURCE_HOSTS, comma-separated)."
+        ),
+    )
+
+    @field_validator("source_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
+
+    def source_credentials(self) -> tuple[str, str]:
+        """Return the source user and password, or say which variable is missing."""
+        missing = [
+            name
+            for name, value in (("LINK_USER", self.user), ("LINK_PASS", self.password))
+            if value is None
+        ]
+        if missing:
+            raise ConfigurationError(
+                "The source server's credentials are not set: "
+                + ", ".join(missing)
+                + " missing from the environment."
+            )
+        assert self.user is not None and self.password is not None
+        return self.user, self.password.get_secret_value()

@@ -1,0 +1,247 @@
+"""Contains the messages that the link's services exchange over Kafka.
+
+These models are a public API: other systems publish requests and consume
+completions as plain JSON. Each message names its ``type`` and its
+``schema_version``; ``schemas/`` holds the JSON Schema generated from each model
+(``make schemas``), and a test fails when the two drift apart. A change that an
+old consumer could misread gets a new schema version, never a silent edit.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+SCHEMA_VERSION = 1
+
+KeyValue = str | int | float | bool | None
+"""A primary-key value as JSON carries it: dates and UUIDs travel as strings."""
+
+PrimaryKey = dict[str, KeyValue]
+"""One row's primary key: attribute name to value, and nothing else."""
+
+RequestId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_#~$-]+$")
+]
+HostAndPort = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.\-]+(:\d+)?$")
+]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Message(BaseModel):
+    """Common shape of every message: frozen, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = Field(
+        default=SCHEMA_VERSION, description="Version of this message's schema."
+    )
+
+
+class LinkRef(BaseModel):
+    """Names the three tables of one link; never credentials, never SQL."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_host: HostAndPort = Field(description="The source server, as host:port.")
+    source_schema: Identifier
+    source_table: Identifier = Field(
+        description="The source table's name in the database, tier prefix included."
+    )
+    helper_schema: Identifier
+    helper_table: Identifier = Field(description="The helper table's database name.")
+    destination_schema: Identifier
+    destination_table: Identifier = Field(
+        description="The destination table's database name."
+    )
+    stores: dict[Identifier, Identifier] = Field(
+        default_factory=dict,
+        description="Source store name to destination store name.",
+    )
+
+    @property
+    def link_id(self) -> str:
+        """Return a short readable name of the link, for logs and message keys."""
+        return (
+            f"{self.source_host}/{self.source_schema}.{self.source_table}"
+            f"->{self.destination_schema}.{self.destination_table}"
+        )
+
+
+class RowFailure(BaseModel):
+    """A row that a request named but that could not be processed, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: PrimaryKey
+    reason: str
+
+
+class PullRequested(Message):
+    """A request to pull rows, named by primary key, from source to destination.
+
+    Published to the ``link.pull-requests`` topic, keyed by ``request_id``.
+    """
+
+    type: Literal["PullRequested"] = "PullRequested"
+    request_id: RequestId = Field(
+        description="Chosen by the publisher; correlates every later event."
+    )
+    link: LinkRef
+    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
+    requested_at: datetime.datetime = Field(default_factory=_now)
+
+
+class TransferRequested(Message):
+    """One batch of activated rows for the transfer service to copy.
+
+    Published to ``link.transfers`` by the pull-request service, keyed by
+    ``request_id/batch_index`` so that the batches of one pull spread over the
+    transfer workers of the consumer group.
+    """
+
+    type: Literal["TransferRequested"] = "TransferRequested"
+    request_id: RequestId
+    link: LinkRef
+    batch_index: int = Field(ge=0)
+    batch_count: int = Field(ge=1)
+    keys: list[PrimaryKey] = Field(min_length=1)
+
+
+class RowCounts(BaseModel):
+    """How many rows of a request ended in each outcome."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shared: int = Field(default=0, ge=0, description="Pulled and now Shared.")
+    tainted: int = Field(
+        default=0, ge=0, description="Pulled, but flagged by the source meanwhile."
+    )
+    deprecated: int = Field(
+        default=0, ge=0, description="Flagged by the source before they arrived."
+    )
+    already_shared: int = Field(
+        default=0, ge=0, description="Shared or Tainted before the request."
+    )
+    failed: int = Field(default=0, ge=0)
+
+    def __add__(self, other: RowCounts) -> RowCounts:
+        """Add two counts field by field."""
+        return RowCounts(
+            shared=self.shared + other.shared,
+            tainted=self.tainted + other.tainted,
+            deprecated=self.deprecated + other.deprecated,
+            already_shared=self.already_shared + other.already_shared,
+            failed=self.failed + other.failed,
+        )
+
+    @property
+    def total(self) -> int:
+        """Return the number of rows counted."""
+        return (
+            self.shared
+            + self.tainted
+            + self.deprecated
+            + self.already_shared
+            + self.failed
+        )
+
+
+class PullStarted(Message):
+    """The pull-request service activated the rows of a request.
+
+    Published to ``link.pull-progress``, keyed by ``request_id``. ``counts``
+    holds the rows settled without a transfer (already shared, deprecated,
+    failed); the rest travel in ``batch_count`` transfer batches.
+    """
+
+    type: Literal["PullStarted"] = "PullStarted"
+    request_id: RequestId
+    link_id: str
+    requested: int = Field(ge=0, description="Rows the request named.")
+    batch_count: int = Field(ge=0)
+    counts: RowCounts
+    failures: list[RowFailure] = Field(default_factory=list)
+
+
+class BatchTransferred(Message):
+    """The transfer service finished one batch of a pull.
+
+    Published to ``link.pull-progress``, keyed by ``request_id``.
+    """
+
+    type: Literal["BatchTransferred"] = "BatchTransferred"
+    request_id: RequestId
+    link_id: str
+    batch_index: int = Field(ge=0)
+    batch_count: int = Field(ge=1)
+    counts: RowCounts
+    failures: list[RowFailure] = Field(default_factory=list)
+
+
+class PullCompleted(Message):
+    """Every row of a pull request has reached its outcome.
+
+    Published to ``link.pull-completions``, keyed by ``request_id``.
+    """
+
+    type: Literal["PullCompleted"] = "PullCompleted"
+    request_id: RequestId
+    link_id: str
+    requested: int = Field(ge=0)
+    counts: RowCounts
+    failures: list[RowFailure] = Field(default_factory=list)
+    completed_at: datetime.datetime = Field(default_factory=_now)
+
+
+class RequestRejected(Message):
+    """A request could not be carried out at all; nothing was changed.
+
+    Published to ``link.pull-completions``, keyed by ``request_id`` when the
+    request had a readable one.
+    """
+
+    type: Literal["RequestRejected"] = "RequestRejected"
+    request_id: str | None = Field(
+        description="The request's id, or null when it could not be read."
+    )
+    reason: str
+    rejected_at: datetime.datetime = Field(default_factory=_now)
+
+
+class DeadLetter(Message):
+    """A message that a service could not process, kept with the reason.
+
+    Published to ``link.dead-letters``; ``payload`` is the original message
+    text, unchanged (bytes that are not UTF-8 are replaced).
+    """
+
+    type: Literal["DeadLetter"] = "DeadLetter"
+    service: str
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    payload: str
+    reason: str
+    failed_at: datetime.datetime = Field(default_factory=_now)
+
+
+PUBLIC_MESSAGES: tuple[type[Message], ...] = (
+    PullRequested,
+    TransferRequested,
+    PullStarted,
+    BatchTransferred,
+    PullCompleted,
+    RequestRejected,
+    DeadLetter,
+)
+"""Every message model; each has a JSON Schema file in ``schemas/``."""

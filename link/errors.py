@@ -1,0 +1,35 @@
+"""Contains the errors that the link raises; each names what was wrong."""
+
+from __future__ import annotations
+
+
+class LinkError(Exception):
+    """Base class of every error the link raises on purpose."""
+
+
+class ConfigurationError(LinkError):
+    """A setting is missing or wrong."""
+
+
+class SourceError(LinkError):
+    """The source server or its tables cannot be used as the link needs."""
+
+
+class DestinationError(LinkError):
+    """The destination server or its tables cannot be used as the link needs."""
+
+
+class InvalidRequestError(LinkError):
+    """A request cannot be carried out as written; nothing was changed."""
+
+
+class NoRowsError(InvalidRequestError):
+    """A pull or delete matched no rows."""
+
+
+class RequestTimeoutError(LinkError):
+    """A request was published but its completion did not arrive in time."""
+
+
+class BrokerError(LinkError):
+    """Kafka could not be reached or refused a message."""

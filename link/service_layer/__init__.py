@@ -1,0 +1,1 @@
+"""Contains the handlers that carry the lifecycle steps out, one service each."""

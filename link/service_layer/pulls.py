@@ -1,0 +1,246 @@
+"""Contains the two steps of a pull: starting it, and transferring its batches.
+
+The pull-request service runs ``start_pull``: it takes rows from Unshared to
+Activated (source server only). The transfer service runs ``transfer_batch``:
+it copies activated rows to the destination (destination server only) and then
+finishes them (source server only). Each handler first observes the rows and
+asks the lifecycle what to do, so that a repeated message does nothing harmful.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from link.domain.events import (
+    BatchTransferred,
+    LinkRef,
+    PullRequested,
+    PullStarted,
+    RowCounts,
+    RowFailure,
+    TransferRequested,
+)
+from link.domain.keys import CanonicalKey, KeyCodec
+from link.domain.lifecycle import (
+    HelperRow,
+    InconsistentRowError,
+    Observation,
+    PullStart,
+    State,
+    TransferStep,
+    classify,
+    decide_pull_start,
+    decide_transfer_step,
+)
+from link.errors import InvalidRequestError
+
+logger = logging.getLogger(__name__)
+
+
+class PullGateway(Protocol):
+    """What the pull handlers need from the link's tables."""
+
+    link: LinkRef
+    codec: KeyCodec
+
+    def observe(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, Observation]:
+        """Return where each row is present."""
+
+    def read_helper(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, HelperRow]:
+        """Return the helper rows of the keys that have one."""
+
+    def activate(self, keys: Sequence[CanonicalKey]) -> int:
+        """Insert helper rows with process PULL."""
+
+    def reactivate(self, keys: Sequence[CanonicalKey]) -> int:
+        """Put deprecated, unflagged rows back into process PULL."""
+
+    def finish(self, keys: Sequence[CanonicalKey]) -> int:
+        """Set process NONE on received rows."""
+
+    def deprecate(self, keys: Sequence[CanonicalKey]) -> int:
+        """Mark flagged rows that never arrived as deprecated."""
+
+    def copy(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
+        """Copy rows and their parts to the destination."""
+
+
+def canonical_keys(codec: KeyCodec, keys: Sequence[dict[str, object]]) -> list[CanonicalKey]:
+    """Return the request's keys in canonical form, without repeats."""
+    canonical: list[CanonicalKey] = []
+    for position, key in enumerate(keys):
+        try:
+            canonical.append(codec.canonical(key))
+        except InvalidRequestError as error:
+            raise InvalidRequestError(f"Key number {position + 1}: {error}") from None
+    return list(dict.fromkeys(canonical))
+
+
+@dataclass
+class _Tally:
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[RowFailure] = field(default_factory=list)
+
+    def add(self, outcome: str, amount: int = 1) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + amount
+
+    def fail(self, codec: KeyCodec, key: CanonicalKey, reason: str) -> None:
+        self.add("failed")
+        self.failures.append(RowFailure(key=codec.to_message(key), reason=reason))
+
+    def row_counts(self) -> RowCounts:
+        return RowCounts(**self.counts)
+
+
+@dataclass(frozen=True)
+class StartedPull:
+    """What starting a pull produced: its start event and its transfer batches."""
+
+    started: PullStarted
+    batches: list[TransferRequested]
+
+
+def start_pull(
+    request: PullRequested, gateway: PullGateway, batch_size: int
+) -> StartedPull:
+    """Activate the requested rows and cut the pull into transfer batches."""
+    codec = gateway.codec
+    keys = canonical_keys(codec, request.keys)
+    observations = gateway.observe(keys)
+    tally = _Tally()
+    to_activate: list[CanonicalKey] = []
+    to_reactivate: list[CanonicalKey] = []
+    to_transfer: list[CanonicalKey] = []
+
+    for key in keys:
+        try:
+            decision = decide_pull_start(observations[key])
+        except InconsistentRowError as error:
+            tally.fail(codec, key, error.reason)
+            continue
+        if decision is PullStart.ACTIVATE:
+            to_activate.append(key)
+        elif decision is PullStart.REACTIVATE:
+            to_reactivate.append(key)
+        elif decision is PullStart.CONTINUE:
+            to_transfer.append(key)
+        elif decision is PullStart.ALREADY_SHARED:
+            tally.add("already_shared")
+        elif decision is PullStart.DEPRECATED:
+            tally.add("deprecated")
+        else:
+            tally.fail(codec, key, "the row is being deleted from the destination")
+
+    gateway.activate(to_activate)
+    gateway.reactivate(to_reactivate)
+    to_transfer = to_activate + to_reactivate + to_transfer
+
+    slices = [to_transfer[i : i + batch_size] for i in range(0, len(to_transfer), batch_size)]
+    batches = [
+        TransferRequested(
+            request_id=request.request_id,
+            link=request.link,
+            batch_index=index,
+            batch_count=len(slices),
+            keys=[codec.to_message(key) for key in batch],
+        )
+        for index, batch in enumerate(slices)
+    ]
+    started = PullStarted(
+        request_id=request.request_id,
+        link_id=request.link.link_id,
+        requested=len(keys),
+        batch_count=len(batches),
+        counts=tally.row_counts(),
+        failures=tally.failures,
+    )
+    logger.info(
+        "link %s request %s: %d row(s) requested, %d activated, %d to transfer"
+        " in %d batch(es), %d already shared, %d failed",
+        request.link.link_id,
+        request.request_id,
+        len(keys),
+        len(to_activate) + len(to_reactivate),
+        len(to_transfer),
+        len(batches),
+        started.counts.already_shared,
+        started.counts.failed,
+    )
+    return StartedPull(started=started, batches=batches)
+
+
+def _settled_outcome(state: State) -> str:
+    return {
+        State.SHARED: "shared",
+        State.TAINTED: "tainted",
+        State.DEPRECATED: "deprecated",
+    }[state]
+
+
+def transfer_batch(request: TransferRequested, gateway: PullGateway) -> BatchTransferred:
+    """Copy a batch of activated rows and finish their pull."""
+    codec = gateway.codec
+    keys = canonical_keys(codec, request.keys)
+    observations = gateway.observe(keys)
+    tally = _Tally()
+    to_copy: list[CanonicalKey] = []
+    to_finish: list[CanonicalKey] = []
+    to_deprecate: list[CanonicalKey] = []
+
+    for key in keys:
+        observation = observations[key]
+        try:
+            step = decide_transfer_step(observation)
+        except InconsistentRowError as error:
+            tally.fail(codec, key, error.reason)
+            continue
+        if step is TransferStep.COPY:
+            to_copy.append(key)
+        elif step is TransferStep.FINISH:
+            to_finish.append(key)
+        elif step is TransferStep.DEPRECATE:
+            to_deprecate.append(key)
+        elif step is TransferStep.NOTHING:
+            tally.add(_settled_outcome(classify(observation)))
+        else:
+            tally.fail(codec, key, "the row is not being pulled")
+
+    rows, part_rows = gateway.copy(to_copy)
+    to_finish += to_copy
+    gateway.finish(to_finish)
+    gateway.deprecate(to_deprecate)
+    tally.add("deprecated", len(to_deprecate))
+
+    # A row flagged while it travelled lands Tainted: read the flags as they
+    # are now, after the helper rows were finished.
+    helpers = gateway.read_helper(to_finish)
+    for key in to_finish:
+        helper = helpers.get(key)
+        tally.add("tainted" if helper is not None and helper.is_flagged else "shared")
+
+    result = BatchTransferred(
+        request_id=request.request_id,
+        link_id=request.link.link_id,
+        batch_index=request.batch_index,
+        batch_count=request.batch_count,
+        counts=tally.row_counts(),
+        failures=tally.failures,
+    )
+    logger.info(
+        "link %s request %s batch %d/%d: copied %d row(s) and %d part row(s),"
+        " %d shared, %d tainted, %d deprecated, %d failed",
+        request.link.link_id,
+        request.request_id,
+        request.batch_index + 1,
+        request.batch_count,
+        rows,
+        part_rows,
+        result.counts.shared,
+        result.counts.tainted,
+        result.counts.deprecated,
+        result.counts.failed,
+    )
+    return result

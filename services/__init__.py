@@ -1,0 +1,1 @@
+"""Contains the three link services, each a faust application."""

@@ -1,0 +1,117 @@
+"""Contains the pull-request service: it starts each requested row's pull.
+
+It consumes ``link.pull-requests``, activates the rows (Unshared to Activated,
+on the source server), announces the pull on ``link.pull-progress`` and hands
+the rows to the transfer service in batches on ``link.transfers``. It also
+follows ``link.pull-progress`` and publishes one completion per request on
+``link.pull-completions`` once every batch is in. Its bookkeeping of requests
+is a faust table, kept in Kafka, partitioned like the progress topic by
+request id.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from faust.types import EventT, StreamT
+from pydantic import RootModel
+
+from link.config import LinkSettings
+from link.domain.events import BatchTransferred, PullRequested, PullStarted
+from link.domain.progress import PullProgress
+from link.service_layer.pulls import StartedPull, start_pull
+from services.runtime import Service, parse
+
+logger = logging.getLogger(__name__)
+
+ProgressEvent = PullStarted | BatchTransferred
+
+
+class ProgressEnvelope(RootModel[ProgressEvent]):
+    """Either kind of event on the progress topic, told apart by its type."""
+
+
+def create_service(settings: LinkSettings) -> Service:
+    """Build the pull-request service and its agents."""
+    service = Service("pull-requests", settings)
+    requests = service.topic(service.topics.pull_requests)
+    transfers = service.topic(service.topics.transfers)
+    progress_topic = service.topic(service.topics.pull_progress)
+    progress_table = service.table("pull-progress")
+
+    @service.app.agent(requests)
+    async def take_pull_requests(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await service.handle(event, lambda event=event: start(event))
+
+    async def start(event: EventT) -> None:
+        request: PullRequested = parse(PullRequested, event.message.value)
+
+        def activate() -> StartedPull:
+            gateway = service.databases.gateway(request.link)
+            return start_pull(request, gateway, settings.batch_size)
+
+        started = await service.databases.run(activate)
+        await service.send(progress_topic, request.request_id, started.started)
+        for batch in started.batches:
+            await service.send(
+                transfers, f"{request.request_id}/{batch.batch_index}", batch
+            )
+
+    @service.app.agent(progress_topic)
+    async def follow_progress(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await service.handle(event, lambda event=event: track(event))
+
+    async def track(event: EventT) -> None:
+        progress_event = parse_progress(event.message.value)
+        request_id = progress_event.request_id
+        stored = progress_table.get(request_id)
+        progress = (
+            PullProgress.model_validate(stored)
+            if stored is not None
+            else PullProgress(request_id=request_id)
+        )
+        if progress.completed:
+            return
+        if isinstance(progress_event, PullStarted):
+            progress = progress.with_start(progress_event)
+        else:
+            progress = progress.with_batch(progress_event)
+        completion = progress.completion()
+        if completion is not None:
+            await service.send(service.completions, request_id, completion)
+            # Only the mark is kept once a request is complete, so that a late
+            # duplicate cannot announce it again.
+            progress = PullProgress(request_id=request_id, completed=True)
+            logger.info(
+                "link %s request %s completed: %d requested, %d shared, %d tainted,"
+                " %d deprecated, %d already shared, %d failed",
+                completion.link_id,
+                request_id,
+                completion.requested,
+                completion.counts.shared,
+                completion.counts.tainted,
+                completion.counts.deprecated,
+                completion.counts.already_shared,
+                completion.counts.failed,
+            )
+        progress_table[request_id] = progress.model_dump(mode="json")
+
+    _ = (take_pull_requests, follow_progress)
+    return service
+
+
+def parse_progress(payload: bytes | None) -> ProgressEvent:
+    """Parse a progress event of either kind."""
+    envelope: ProgressEnvelope = parse(ProgressEnvelope, payload)
+    return envelope.root
+
+
+def main() -> None:
+    """Run the pull-request service until it is stopped."""
+    create_service(LinkSettings()).run()
+
+
+if __name__ == "__main__":
+    main()

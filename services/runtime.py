@@ -1,0 +1,255 @@
+"""Contains what the three services share: the faust app, the database worker, dead letters.
+
+DataJoint and PyMySQL block, and a PyMySQL connection must stay on one thread,
+so every service runs its database work on a single worker thread that owns
+the connections; the faust agents await it. One worker thread per process is
+enough: transfer work scales out by running more processes in the consumer
+group, not more threads in one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import datajoint as dj
+import faust
+from faust.types import EventT
+from pydantic import BaseModel, ValidationError
+
+from link.adapters.gateway import LinkGateway
+from link.adapters.kafka import MAX_MESSAGE_BYTES, Topics, ensure_topics
+from link.adapters.servers import open_destination, open_source
+from link.config import LinkSettings
+from link.domain.events import DeadLetter, LinkRef, RequestRejected
+from link.errors import ConfigurationError, InvalidRequestError, LinkError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
+"""Seconds between attempts at a message whose handling failed for a passing cause."""
+
+
+class UnknownSourceError(InvalidRequestError):
+    """A request names a source server that the service is not configured for."""
+
+
+class Databases:
+    """Owns the service's database connections, on its one worker thread."""
+
+    def __init__(self, settings: LinkSettings) -> None:
+        """Prepare the worker thread; connections open on first use."""
+        self._settings = settings
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
+        self._sources: dict[str, dj.Instance] = {}
+        self._destination: dj.Instance | None = None
+        self._gateways: dict[str, LinkGateway] = {}
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking function on the worker thread and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    def gateway(self, link: LinkRef) -> LinkGateway:
+        """Return the gateway of a link; call on the worker thread only."""
+        if link.source_host not in self._settings.source_hosts:
+            raise UnknownSourceError(
+                f"Link {link.link_id} names source server {link.source_host}, which"
+                " this service is not configured for (LINK_SOURCE_HOSTS)."
+            )
+        identity = link.model_dump_json()
+        gateway = self._gateways.get(identity)
+        if gateway is None:
+            source = self._sources.get(link.source_host)
+            if source is None:
+                source = open_source(link.source_host, self._settings)
+                self._sources[link.source_host] = source
+            if self._destination is None:
+                self._destination = open_destination()
+            gateway = LinkGateway(link, source, self._destination)
+            self._gateways[identity] = gateway
+        return gateway
+
+
+def parse(model: type[BaseModel], payload: bytes | None) -> Any:
+    """Parse a message, raising InvalidRequestError with a readable reason."""
+    if payload is None:
+        raise InvalidRequestError("The message has no value.")
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise InvalidRequestError(
+            f"The message is {len(payload)} bytes, over the {MAX_MESSAGE_BYTES} limit."
+        )
+    try:
+        document = json.loads(payload)
+    except ValueError as error:
+        raise InvalidRequestError(f"The message is not valid JSON: {error}") from None
+    if isinstance(document, dict) and document.get("schema_version", 1) != 1:
+        raise InvalidRequestError(
+            f"Schema version {document.get('schema_version')!r} of"
+            f" {document.get('type', 'this message')} is not one this service reads"
+            " (it reads version 1)."
+        )
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or 'message'}: {issue['msg']}"
+            for issue in error.errors()[:5]
+        )
+        raise InvalidRequestError(f"The message is not a valid {model.__name__}: {problems}") from None
+
+
+def request_id_of(payload: bytes | None) -> str | None:
+    """Return the request id of a message that could not be parsed, if readable."""
+    try:
+        document = json.loads(payload or b"")
+    except ValueError:
+        return None
+    request_id = document.get("request_id") if isinstance(document, dict) else None
+    return request_id if isinstance(request_id, str) and request_id else None
+
+
+class Service:
+    """One link service: its faust app, settings, topics and databases."""
+
+    def __init__(self, name: str, settings: LinkSettings) -> None:
+        """Create the faust app; nothing connects before the worker starts."""
+        if settings.broker is None:
+            raise ConfigurationError("LINK_BROKER is not set: the services need Kafka.")
+        self.name = name
+        self.settings = settings
+        self.broker = settings.broker
+        self.topics = Topics(settings.topic_prefix)
+        self.databases = Databases(settings)
+        self.app = faust.App(
+            f"{settings.topic_prefix}-{name}",
+            broker=f"kafka://{settings.broker}",
+            value_serializer="raw",
+            key_serializer="raw",
+            web_enabled=False,
+            topic_disable_leader=True,
+            topic_partitions=settings.topic_partitions,
+            consumer_auto_offset_reset="earliest",
+            producer_max_request_size=MAX_MESSAGE_BYTES,
+            store="memory://",
+        )
+        self.changelogs: list[str] = []
+        self.dead_letters = self.topic(self.topics.dead_letters)
+        self.completions = self.topic(self.topics.pull_completions)
+
+    def table(self, name: str) -> faust.types.TableT[str, Any]:
+        """Return a faust table partitioned like the link's topics."""
+        self.changelogs.append(f"{self.app.conf.id}-{name}-changelog")
+        return self.app.Table(name, default=None, partitions=self.settings.topic_partitions)
+
+    def topic(self, name: str) -> faust.TopicT:
+        """Return a faust topic of raw bytes, keyed by a string."""
+        return self.app.topic(name, key_type=bytes, value_type=bytes)
+
+    async def send(self, topic: faust.TopicT, key: str, message: BaseModel) -> None:
+        """Publish one message as JSON and wait until Kafka has it."""
+        await topic.send(key=key.encode(), value=message.model_dump_json().encode())
+
+    async def reject(self, event: EventT, reason: str) -> None:
+        """Dead-letter a message and tell its publisher, keeping the service alive."""
+        request_id = await self.dead_letter(event, reason)
+        await self.send(
+            self.completions,
+            request_id or "unknown",
+            RequestRejected(request_id=request_id, reason=reason),
+        )
+
+    async def dead_letter(self, event: EventT, reason: str) -> str | None:
+        """Keep a message that could not be processed, with the reason."""
+        message = event.message
+        payload = message.value if isinstance(message.value, bytes) else b""
+        request_id = request_id_of(payload)
+        await self.send(
+            self.dead_letters,
+            request_id or f"{message.topic}/{message.partition}/{message.offset}",
+            DeadLetter(
+                service=self.name,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                payload=payload.decode("utf-8", errors="replace"),
+                reason=reason,
+            ),
+        )
+        logger.warning(
+            "%s dead-lettered the message at %s/%s/%s (request %s): %s",
+            self.name,
+            message.topic,
+            message.partition,
+            message.offset,
+            request_id,
+            reason,
+        )
+        return request_id
+
+    async def handle(
+        self,
+        event: EventT,
+        handler: Callable[[], Awaitable[None]],
+        on_give_up: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run a handler with the service's error policy.
+
+        A request that cannot be carried out as written is dead-lettered at once.
+        Any other failure (a server restarting, a lost connection) is retried
+        with growing pauses; when the retries are spent, on_give_up reports the
+        failure (or the message is rejected) and the message is dead-lettered, so
+        that the partition moves on and nothing is silently dropped.
+        """
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            try:
+                await handler()
+                return
+            except InvalidRequestError as error:
+                await self.reject(event, str(error))
+                return
+            except Exception as error:  # noqa: BLE001 - every failure is retried or dead-lettered
+                reason = f"{type(error).__name__}: {error}"
+                if delay is None:
+                    if on_give_up is not None:
+                        await on_give_up(reason)
+                        await self.dead_letter(event, reason)
+                    else:
+                        await self.reject(event, reason)
+                    return
+                logger.warning(
+                    "%s: attempt %d failed, retrying in %.0f s: %s",
+                    self.name,
+                    attempt + 1,
+                    delay,
+                    reason,
+                    exc_info=not isinstance(error, LinkError),
+                )
+                await asyncio.sleep(delay)
+
+    def run(self) -> None:
+        """Create the link's topics, then run the faust worker until stopped."""
+        started = time.monotonic()
+        # faust would create a table's changelog itself, but then reads its
+        # partitions before the broker's metadata has them and fails the
+        # table's first write; creating it beforehand avoids that race.
+        ensure_topics(
+            self.broker,
+            self.topics.all(),
+            self.settings.topic_partitions,
+            compacted=self.changelogs,
+        )
+        logger.info(
+            "%s: topics ready on %s in %.1f s", self.name, self.broker, time.monotonic() - started
+        )
+        argv = sys.argv[1:] or ["worker", "--without-web", "--loglevel", "info"]
+        sys.argv = [sys.argv[0], *argv]
+        self.app.main()
