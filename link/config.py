@@ -92,5 +92,6 @@ class LinkSettings(BaseSettings):
                 + ", ".join(missing)
                 + " missing from the environment."
             )
-        assert self.user is not None and self.password is not None
+        assert self.user is not None
+        assert self.password is not None
         return self.user, self.password.get_secret_value()

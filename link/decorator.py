@@ -223,7 +223,9 @@ def link(
         settings = LinkSettings()
         source = open_source(source_host, settings)
         destination = open_destination()
-        source_tables = find_source_tables(source.connection, source_schema, cls.__name__)
+        source_tables = find_source_tables(
+            source.connection, source_schema, cls.__name__
+        )
         helper = declare_helper(source, helper_schema, helper_table, source_tables)
         table_class = declare_destination(
             destination,

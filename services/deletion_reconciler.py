@@ -9,6 +9,7 @@ crash come with the lifecycle's delete transitions (issue 3).
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from faust.types import EventT, StreamT
 
@@ -29,9 +30,9 @@ def create_service(settings: LinkSettings) -> Service:
     @service.app.agent(requests)
     async def take_deletion_requests(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await service.handle(event, lambda event=event: refuse(event))
+            await service.handle(event, partial(refuse, event))
 
-    async def refuse(event: EventT) -> None:
+    async def refuse(event: EventT[bytes]) -> None:
         raise InvalidRequestError(NOT_YET)
 
     _ = take_deletion_requests

@@ -12,6 +12,7 @@ request id.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from faust.types import EventT, StreamT
 from pydantic import RootModel
@@ -42,9 +43,9 @@ def create_service(settings: LinkSettings) -> Service:
     @service.app.agent(requests)
     async def take_pull_requests(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await service.handle(event, lambda event=event: start(event))
+            await service.handle(event, partial(start, event))
 
-    async def start(event: EventT) -> None:
+    async def start(event: EventT[bytes]) -> None:
         request: PullRequested = parse(PullRequested, event.message.value)
 
         def activate() -> StartedPull:
@@ -61,9 +62,9 @@ def create_service(settings: LinkSettings) -> Service:
     @service.app.agent(progress_topic)
     async def follow_progress(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await service.handle(event, lambda event=event: track(event))
+            await service.handle(event, partial(track, event))
 
-    async def track(event: EventT) -> None:
+    async def track(event: EventT[bytes]) -> None:
         progress_event = parse_progress(event.message.value)
         request_id = progress_event.request_id
         stored = progress_table.get(request_id)

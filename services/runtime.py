@@ -1,4 +1,4 @@
-"""Contains what the three services share: the faust app, the database worker, dead letters.
+"""Contains what the services share: faust app, database thread, dead letters.
 
 DataJoint and PyMySQL block, and a PyMySQL connection must stay on one thread,
 so every service runs its database work on a single worker thread that owns
@@ -101,10 +101,13 @@ def parse(model: type[BaseModel], payload: bytes | None) -> Any:
         return model.model_validate(document)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc']) or 'message'}: {issue['msg']}"
+            f"{'.'.join(str(part) for part in issue['loc']) or 'message'}:"
+            f" {issue['msg']}"
             for issue in error.errors()[:5]
         )
-        raise InvalidRequestError(f"The message is not a valid {model.__name__}: {problems}") from None
+        raise InvalidRequestError(
+            f"The message is not a valid {model.__name__}: {problems}"
+        ) from None
 
 
 def request_id_of(payload: bytes | None) -> str | None:
@@ -148,7 +151,9 @@ class Service:
     def table(self, name: str) -> faust.types.TableT[str, Any]:
         """Return a faust table partitioned like the link's topics."""
         self.changelogs.append(f"{self.app.conf.id}-{name}-changelog")
-        return self.app.Table(name, default=None, partitions=self.settings.topic_partitions)
+        return self.app.Table(
+            name, default=None, partitions=self.settings.topic_partitions
+        )
 
     def topic(self, name: str) -> faust.TopicT:
         """Return a faust topic of raw bytes, keyed by a string."""
@@ -158,7 +163,7 @@ class Service:
         """Publish one message as JSON and wait until Kafka has it."""
         await topic.send(key=key.encode(), value=message.model_dump_json().encode())
 
-    async def reject(self, event: EventT, reason: str) -> None:
+    async def reject(self, event: EventT[bytes], reason: str) -> None:
         """Dead-letter a message and tell its publisher, keeping the service alive."""
         request_id = await self.dead_letter(event, reason)
         await self.send(
@@ -167,7 +172,7 @@ class Service:
             RequestRejected(request_id=request_id, reason=reason),
         )
 
-    async def dead_letter(self, event: EventT, reason: str) -> str | None:
+    async def dead_letter(self, event: EventT[bytes], reason: str) -> str | None:
         """Keep a message that could not be processed, with the reason."""
         message = event.message
         payload = message.value if isinstance(message.value, bytes) else b""
@@ -197,7 +202,7 @@ class Service:
 
     async def handle(
         self,
-        event: EventT,
+        event: EventT[bytes],
         handler: Callable[[], Awaitable[None]],
         on_give_up: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
@@ -216,7 +221,7 @@ class Service:
             except InvalidRequestError as error:
                 await self.reject(event, str(error))
                 return
-            except Exception as error:  # noqa: BLE001 - every failure is retried or dead-lettered
+            except Exception as error:
                 reason = f"{type(error).__name__}: {error}"
                 if delay is None:
                     if on_give_up is not None:
@@ -248,7 +253,10 @@ class Service:
             compacted=self.changelogs,
         )
         logger.info(
-            "%s: topics ready on %s in %.1f s", self.name, self.broker, time.monotonic() - started
+            "%s: topics ready on %s in %.1f s",
+            self.name,
+            self.broker,
+            time.monotonic() - started,
         )
         argv = sys.argv[1:] or ["worker", "--without-web", "--loglevel", "info"]
         sys.argv = [sys.argv[0], *argv]

@@ -10,11 +10,17 @@ Tainted), and reports the batch on ``link.pull-progress``.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from faust.types import EventT, StreamT
 
 from link.config import LinkSettings
-from link.domain.events import BatchTransferred, RowCounts, RowFailure, TransferRequested
+from link.domain.events import (
+    BatchTransferred,
+    RowCounts,
+    RowFailure,
+    TransferRequested,
+)
 from link.service_layer.pulls import transfer_batch
 from services.runtime import Service, parse
 
@@ -32,17 +38,17 @@ def create_service(settings: LinkSettings) -> Service:
         async for event in stream.events():
             batch: list[TransferRequested] = []
 
-            async def give_up(reason: str, batch: list[TransferRequested] = batch) -> None:
+            async def give_up(
+                reason: str, batch: list[TransferRequested] = batch
+            ) -> None:
                 # The batch's rows stay Activated, a valid state from which a
                 # later pull continues; the requester learns which rows failed.
                 if batch:
                     await report_failed(batch[0], reason)
 
-            await service.handle(
-                event, lambda event=event, batch=batch: transfer(event, batch), give_up
-            )
+            await service.handle(event, partial(transfer, event, batch), give_up)
 
-    async def transfer(event: EventT, seen: list[TransferRequested]) -> None:
+    async def transfer(event: EventT[bytes], seen: list[TransferRequested]) -> None:
         request: TransferRequested = parse(TransferRequested, event.message.value)
         seen[:] = [request]
 

@@ -38,7 +38,9 @@ def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _columns(table: dj.FreeTable) -> tuple[str, ...]:
-    return tuple(name for name, attr in table.heading.attributes.items() if not attr.is_hidden)
+    return tuple(
+        name for name, attr in table.heading.attributes.items() if not attr.is_hidden
+    )
 
 
 def _stored(table: dj.FreeTable) -> list[str]:
@@ -143,7 +145,9 @@ class LinkGateway:
 
     # -- reads --------------------------------------------------------------------
 
-    def read_helper(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, HelperRow]:
+    def read_helper(
+        self, keys: Sequence[CanonicalKey]
+    ) -> dict[CanonicalKey, HelperRow]:
         """Return the helper rows of the keys that have one."""
         names = ", ".join(f"`{name}`" for name in self.codec.names)
         width = len(self.codec.names)
@@ -169,7 +173,9 @@ class LinkGateway:
         """Return where each row is present: source, helper and destination."""
         in_source = self._select_keys(self._source, self.source_table, keys)
         helpers = self.read_helper(keys)
-        in_destination = self._select_keys(self._destination, self.destination_table, keys)
+        in_destination = self._select_keys(
+            self._destination, self.destination_table, keys
+        )
         return {
             key: Observation(
                 in_source=key in in_source,
@@ -264,10 +270,20 @@ class LinkGateway:
         if not keys:
             return 0, 0
         batches: list[tuple[str, Sequence[str], list[tuple[Any, ...]]]] = [
-            (self.destination_table, self.columns, self._fetch(self.source_table, self.columns, keys))
+            (
+                self.destination_table,
+                self.columns,
+                self._fetch(self.source_table, self.columns, keys),
+            )
         ]
         for pair in self.parts:
-            batches.append((pair.destination, pair.columns, self._fetch(pair.source, pair.columns, keys)))
+            batches.append(
+                (
+                    pair.destination,
+                    pair.columns,
+                    self._fetch(pair.source, pair.columns, keys),
+                )
+            )
         with self._destination.transaction:
             cursor = self._destination._conn.cursor()
             for table, columns, rows in batches:

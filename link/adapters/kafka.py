@@ -15,8 +15,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from link.domain.events import PullCompleted, RequestRejected
@@ -77,7 +83,11 @@ class Topics:
 
 
 def ensure_topics(
-    broker: str, topics: Iterable[str], partitions: int, *, compacted: Iterable[str] = ()
+    broker: str,
+    topics: Iterable[str],
+    partitions: int,
+    *,
+    compacted: Iterable[str] = (),
 ) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are.
 
@@ -139,7 +149,9 @@ class Publisher:
             self.flush()
             self._producer.produce(topic, key=key.encode(), value=payload)
         except KafkaException as error:
-            raise BrokerError(f"Kafka refused a message for {topic}: {error}") from error
+            raise BrokerError(
+                f"Kafka refused a message for {topic}: {error}"
+            ) from error
         self._producer.poll(0)
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -176,7 +188,9 @@ class CompletionListener:
         )
         metadata = self._consumer.list_topics(topic, timeout=15)
         if metadata.topics[topic].error is not None:
-            raise BrokerError(f"Topic {topic} is not available: {metadata.topics[topic].error}")
+            raise BrokerError(
+                f"Topic {topic} is not available: {metadata.topics[topic].error}"
+            )
         assignment = []
         for partition in metadata.topics[topic].partitions:
             _low, high = self._consumer.get_watermark_offsets(
@@ -200,9 +214,13 @@ class CompletionListener:
                 logger.warning("completion listener: %s", message.error())
                 continue
             try:
-                outcome = _outcome_adapter.validate_python(json.loads(message.value()))
+                outcome = _outcome_adapter.validate_python(
+                    json.loads(message.value() or b"")
+                )
             except (ValueError, ValidationError):
-                logger.warning("ignored an unreadable completion at offset %s", message.offset())
+                logger.warning(
+                    "ignored an unreadable completion at offset %s", message.offset()
+                )
                 continue
             if outcome.request_id in request_ids:
                 outcomes[outcome.request_id] = outcome

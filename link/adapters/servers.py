@@ -61,7 +61,9 @@ def open_source(host: str, settings: LinkSettings) -> dj.Instance:
                 f"The source server {host} refused user {user!r}:"
                 " check LINK_USER and LINK_PASS."
             ) from error
-        raise SourceError(f"The source server {host} cannot be reached: {error}") from error
+        raise SourceError(
+            f"The source server {host} cannot be reached: {error}"
+        ) from error
 
 
 def open_destination() -> dj.Instance:

@@ -77,7 +77,9 @@ def find_source_tables(
         )
     names = sorted(row[0] for row in rows)
     masters = [
-        name for name in names if "__" not in name.lstrip("_#") and not name.startswith("~")
+        name
+        for name in names
+        if "__" not in name.lstrip("_#") and not name.startswith("~")
     ]
     matches = [name for name in masters if class_name_of(name) == class_name]
     if not matches:
@@ -134,8 +136,8 @@ def remap_store(type_spec: str, stores: Mapping[str, str]) -> str:
     store = match["store"]
     if store not in stores:
         raise SourceError(
-            f"The stored attribute type {type_spec} names store {store or '(default)'!r},"
-            " which the link's stores mapping does not name."
+            f"The stored attribute type {type_spec} names store"
+            f" {store or '(default)'!r}, which the link's stores mapping does not name."
         )
     return f"<{match['codec']}@{stores[store]}>"
 
@@ -189,7 +191,9 @@ def destination_definition(
     visible = [attr for attr in heading.attributes.values() if not attr.is_hidden]
     primary = [attr for attr in visible if attr.in_key and attr.name not in master_key]
     secondary = [attr for attr in visible if not attr.in_key]
-    lines += [attribute_line(connection, schema, table, attr, stores) for attr in primary]
+    lines += [
+        attribute_line(connection, schema, table, attr, stores) for attr in primary
+    ]
     lines.append("---")
     lines += [
         attribute_line(connection, schema, table, attr, stores) for attr in secondary
@@ -247,7 +251,9 @@ def declare_destination(
     master_definition = destination_definition(
         source, schema_name, source_tables.master, stores
     )
-    master_heading = dj.FreeTable(source, quote(schema_name, source_tables.master)).heading
+    master_heading = dj.FreeTable(
+        source, quote(schema_name, source_tables.master)
+    ).heading
     master_key = tuple(master_heading.primary_key)
     parts: dict[str, type[Any]] = {}
     for part_table in source_tables.parts:

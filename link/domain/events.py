@@ -29,7 +29,10 @@ Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_#~$-]+$")
 ]
 HostAndPort = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.\-]+(:\d+)?$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.\-]+(:\d+)?$"
+    ),
 ]
 
 
@@ -43,7 +46,7 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: Literal[1] = Field(
-        default=SCHEMA_VERSION, description="Version of this message's schema."
+        default=1, description="Version of this message's schema."
     )
 
 

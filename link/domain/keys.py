@@ -61,7 +61,9 @@ def kind_of_sql_type(sql_type: str, *, is_uuid: bool) -> KeyKind:
     return KeyKind.TEXT
 
 
-def _invalid(attribute: KeyAttribute, value: object, expected: str) -> InvalidRequestError:
+def _invalid(
+    attribute: KeyAttribute, value: object, expected: str
+) -> InvalidRequestError:
     return InvalidRequestError(
         f"Primary-key attribute {attribute.name!r} takes {expected}, got {value!r}."
     )
@@ -87,7 +89,11 @@ def to_sql_value(attribute: KeyAttribute, value: object) -> Any:
             raise _invalid(attribute, value, "a decimal number") from None
     if kind is KeyKind.UUID:
         try:
-            return value.bytes if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).bytes
+            return (
+                value.bytes
+                if isinstance(value, uuid.UUID)
+                else uuid.UUID(str(value)).bytes
+            )
         except ValueError:
             raise _invalid(attribute, value, "a UUID") from None
     if kind is KeyKind.DATETIME:

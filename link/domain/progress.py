@@ -8,7 +8,6 @@ from link.domain.events import (
     BatchTransferred,
     PullCompleted,
     PullStarted,
-    RowCounts,
     RowFailure,
 )
 

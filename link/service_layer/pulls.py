@@ -17,6 +17,7 @@ from typing import Protocol
 from link.domain.events import (
     BatchTransferred,
     LinkRef,
+    PrimaryKey,
     PullRequested,
     PullStarted,
     RowCounts,
@@ -49,7 +50,9 @@ class PullGateway(Protocol):
     def observe(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, Observation]:
         """Return where each row is present."""
 
-    def read_helper(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, HelperRow]:
+    def read_helper(
+        self, keys: Sequence[CanonicalKey]
+    ) -> dict[CanonicalKey, HelperRow]:
         """Return the helper rows of the keys that have one."""
 
     def activate(self, keys: Sequence[CanonicalKey]) -> int:
@@ -68,7 +71,7 @@ class PullGateway(Protocol):
         """Copy rows and their parts to the destination."""
 
 
-def canonical_keys(codec: KeyCodec, keys: Sequence[dict[str, object]]) -> list[CanonicalKey]:
+def canonical_keys(codec: KeyCodec, keys: Sequence[PrimaryKey]) -> list[CanonicalKey]:
     """Return the request's keys in canonical form, without repeats."""
     canonical: list[CanonicalKey] = []
     for position, key in enumerate(keys):
@@ -138,7 +141,9 @@ def start_pull(
     gateway.reactivate(to_reactivate)
     to_transfer = to_activate + to_reactivate + to_transfer
 
-    slices = [to_transfer[i : i + batch_size] for i in range(0, len(to_transfer), batch_size)]
+    slices = [
+        to_transfer[i : i + batch_size] for i in range(0, len(to_transfer), batch_size)
+    ]
     batches = [
         TransferRequested(
             request_id=request.request_id,
@@ -180,7 +185,9 @@ def _settled_outcome(state: State) -> str:
     }[state]
 
 
-def transfer_batch(request: TransferRequested, gateway: PullGateway) -> BatchTransferred:
+def transfer_batch(
+    request: TransferRequested, gateway: PullGateway
+) -> BatchTransferred:
     """Copy a batch of activated rows and finish their pull."""
     codec = gateway.codec
     keys = canonical_keys(codec, request.keys)

@@ -1,0 +1,1 @@
+"""Contains the demonstration of a pull over Kafka (``make demo``)."""

@@ -1,0 +1,106 @@
+"""Fixtures that run the three link services as separate processes.
+
+Each test session gets its own topic prefix, so its topics and consumer groups
+are new and no message of an earlier run can reach it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.servers import REPOSITORY, Endpoints
+
+SERVICES = ("pull_requests", "transfer", "deletion_reconciler")
+READY_MARK = "[^Worker]: Ready"
+START_TIMEOUT = 90.0
+
+
+@dataclass
+class RunningServices:
+    """The service processes of one test session and where they log."""
+
+    topic_prefix: str
+    logs: dict[str, Path]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        """Return the end of one service's log."""
+        text = self.logs[name].read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def _service_environment(endpoints: Endpoints, prefix: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LINK_TOPIC_PREFIX": prefix,
+        "LINK_BROKER": endpoints.broker,
+        "LINK_USER": endpoints.link_user,
+        "LINK_PASS": endpoints.link_password,
+        "LINK_SOURCE_HOSTS": endpoints.source_host,
+        "DJ_HOST": endpoints.destination_host,
+        "DJ_PORT": str(endpoints.destination_port),
+        "DJ_USER": endpoints.destination_user,
+        "DJ_PASS": endpoints.destination_password,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start_service(
+    services: RunningServices, module: str, name: str, environment: dict[str, str]
+) -> None:
+    """Start one service process and wait until its worker is ready."""
+    log = services.logs[name]
+    with log.open("wb") as output:
+        services.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{module}"],
+            cwd=REPOSITORY,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while READY_MARK not in log.read_text(errors="replace"):
+        if services.processes[name].poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"service {name} did not start:\n{services.log_tail(name)}")
+        time.sleep(0.2)
+
+
+def stop_service(services: RunningServices, name: str) -> None:
+    """Stop one service process, killing it if it does not stop in time."""
+    process = services.processes.pop(name)
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def services(
+    endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServices]:
+    """Run the pull-request service, one transfer worker and the reconciler."""
+    prefix = f"test-{secrets.token_hex(4)}"
+    folder = tmp_path_factory.mktemp("service-logs")
+    running = RunningServices(
+        topic_prefix=prefix, logs={name: folder / f"{name}.log" for name in SERVICES}
+    )
+    environment = _service_environment(endpoints, prefix)
+    try:
+        for name in SERVICES:
+            start_service(running, name, name, environment)
+        yield running
+    finally:
+        for name in list(running.processes):
+            stop_service(running, name)

@@ -1,0 +1,166 @@
+"""A pull travels over Kafka between the two real servers and the three services."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import datajoint as dj
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
+from link import link
+from link.adapters.kafka import Topics
+from link.domain.events import LinkRef, PullRequested, RowCounts
+from link.errors import InvalidRequestError
+from tests.conftest import SchemaNames
+from tests.e2e.conftest import RunningServices
+from tests.helpers import assert_rows_equal, fetch_sorted
+from tests.servers import Endpoints
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def over_kafka(
+    services: RunningServices, link_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> RunningServices:
+    """Point the library at the services' topics."""
+    monkeypatch.setenv("LINK_TOPIC_PREFIX", services.topic_prefix)
+    monkeypatch.setenv("LINK_PULL_TIMEOUT", "60")
+    return services
+
+
+@pytest.fixture
+def pipeline(source_admin: dj.Instance, schema_names: SchemaNames) -> SourcePipeline:
+    """Declare and fill the demo pipeline in a fresh source schema."""
+    pipeline = declare_pipeline(source_admin, schema_names.source)
+    fill_pipeline(pipeline, subjects=4, sessions_per_subject=3, trials_per_session=4)
+    return pipeline
+
+
+def linked_session(endpoints: Endpoints, names: SchemaNames) -> Any:
+    @link(
+        endpoints.source_host, names.source, names.helper, "Outbound", names.destination
+    )
+    class Session:
+        """Sessions shared by the source lab."""
+
+    return Session
+
+
+def read_topic(
+    broker: str, topic: str, wanted: int, timeout: float = 30.0
+) -> list[Any]:
+    """Read a topic from its beginning until wanted messages arrived."""
+    consumer = Consumer(
+        {"bootstrap.servers": broker, "group.id": f"test-{uuid.uuid4().hex}"}
+    )
+    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(messages) < wanted and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(json.loads(message.value() or b"null"))
+    finally:
+        consumer.close()
+    return messages
+
+
+@pytest.mark.usefixtures("over_kafka")
+def test_restricted_pull_arrives_value_by_value(
+    endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    restriction = "subject_id in (2, 3) and session_idx < 2"
+
+    result = (table().source & restriction).pull()
+
+    assert result.counts == RowCounts(shared=4)
+    assert_rows_equal(
+        fetch_sorted(pipeline.Session, restriction), fetch_sorted(table())
+    )
+    assert_rows_equal(
+        fetch_sorted(pipeline.Session.Trial, restriction), fetch_sorted(table.Trial())
+    )
+    assert_rows_equal(
+        fetch_sorted(pipeline.Session.Stimulus, restriction),
+        fetch_sorted(table.Stimulus()),
+    )
+
+
+@pytest.mark.usefixtures("over_kafka")
+def test_pulling_again_only_copies_the_new_rows(
+    endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    (table().source & "subject_id = 1").pull()
+
+    result = (table().source & "subject_id <= 2").pull()
+
+    assert result.counts == RowCounts(shared=3, already_shared=3)
+    assert len(table()) == 6
+    assert len(table.Trial()) == 6 * 4
+
+
+def test_unreadable_and_unknown_requests_are_dead_lettered(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+) -> None:
+    topics = Topics(over_kafka.topic_prefix)
+    producer = Producer({"bootstrap.servers": endpoints.broker})
+    stranger = PullRequested(
+        request_id=f"stranger-{uuid.uuid4().hex}",
+        link=LinkRef(
+            source_host="db.invalid:3306",
+            source_schema=schema_names.source,
+            source_table="session",
+            helper_schema=schema_names.helper,
+            helper_table="outbound",
+            destination_schema=schema_names.destination,
+            destination_table="session",
+        ),
+        keys=[{"subject_id": 1, "session_idx": 0}],
+    )
+    producer.produce(topics.pull_requests, key=b"junk", value=b"{not json")
+    producer.produce(
+        topics.pull_requests,
+        key=stranger.request_id.encode(),
+        value=stranger.model_dump_json().encode(),
+    )
+    producer.flush(10)
+
+    letters = read_topic(endpoints.broker, topics.dead_letters, wanted=2)
+
+    reasons = {letter["payload"]: letter["reason"] for letter in letters}
+    assert "not valid JSON" in reasons["{not json"]
+    assert "not configured for" in reasons[stranger.model_dump_json()]
+    # The service is still alive and serving after the bad messages.
+    table = linked_session(endpoints, schema_names)
+    assert (table().source & "subject_id = 4").pull().counts.shared == 3
+
+
+@pytest.mark.usefixtures("over_kafka")
+def test_a_pull_of_a_row_with_a_wrong_key_is_rejected(
+    endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    context = table._link_context
+    request = PullRequested(
+        request_id=f"bad-key-{uuid.uuid4().hex}",
+        link=context.ref,
+        keys=[{"subject_id": 1}],
+    )
+    from link.decorator import _publish_and_wait
+
+    with pytest.raises(InvalidRequestError, match="missing session_idx"):
+        _publish_and_wait(context, list(request.keys), display_progress=False)
+    assert len(table()) == 0
