@@ -1,0 +1,176 @@
+"""Tests of the bookkeeping that turns a pull's batch results into a completion."""
+
+from __future__ import annotations
+
+from link.domain.events import BatchTransferred, PullStarted, RowCounts, RowFailure
+from link.domain.progress import MAX_REPORTED_FAILURES, PullProgress
+
+REQUEST_ID = "request-1"
+LINK_ID = "source:3306/lab.session->lab_copy.session"
+
+
+def failures(prefix: str, count: int) -> list[RowFailure]:
+    """Return count failures whose keys tell them apart."""
+    return [
+        RowFailure(key={"id": f"{prefix}{index}"}, reason=f"{prefix} failed")
+        for index in range(count)
+    ]
+
+
+def started(
+    batch_count: int,
+    counts: RowCounts | None = None,
+    failed: list[RowFailure] | None = None,
+    requested: int = 10,
+) -> PullStarted:
+    """Return the start event of the pull."""
+    return PullStarted(
+        request_id=REQUEST_ID,
+        link_id=LINK_ID,
+        requested=requested,
+        batch_count=batch_count,
+        counts=counts or RowCounts(),
+        failures=failed or [],
+    )
+
+
+def batch(
+    index: int,
+    count: int,
+    counts: RowCounts | None = None,
+    failed: list[RowFailure] | None = None,
+) -> BatchTransferred:
+    """Return the event of one finished batch."""
+    return BatchTransferred(
+        request_id=REQUEST_ID,
+        link_id=LINK_ID,
+        batch_index=index,
+        batch_count=count,
+        counts=counts or RowCounts(shared=1),
+        failures=failed or [],
+    )
+
+
+def test_a_pull_completes_only_when_its_start_and_every_batch_are_in() -> None:
+    progress = PullProgress(request_id=REQUEST_ID)
+
+    progress = progress.with_start(started(2, RowCounts(already_shared=1)))
+    after_start = progress.completion()
+    progress = progress.with_batch(batch(0, 2, RowCounts(shared=3)))
+    after_first_batch = progress.completion()
+    progress = progress.with_batch(batch(1, 2, RowCounts(shared=1, tainted=1)))
+    completed = progress.completion()
+
+    assert after_start is None
+    assert after_first_batch is None
+    assert completed is not None
+    assert completed.request_id == REQUEST_ID
+    assert completed.link_id == LINK_ID
+    assert completed.requested == 10
+    assert completed.counts == RowCounts(shared=4, tainted=1, already_shared=1)
+
+
+def test_batches_that_arrive_before_the_start_are_kept() -> None:
+    progress = PullProgress(request_id=REQUEST_ID)
+
+    progress = progress.with_batch(batch(1, 2, RowCounts(shared=2)))
+    progress = progress.with_batch(batch(0, 2, RowCounts(deprecated=1)))
+    before_start = progress.completion()
+    progress = progress.with_start(started(2))
+    after_start = progress.completion()
+
+    assert before_start is None
+    assert progress.link_id == LINK_ID
+    assert after_start is not None
+    assert after_start.counts == RowCounts(shared=2, deprecated=1)
+
+
+def test_a_repeated_batch_is_counted_once() -> None:
+    progress = PullProgress(request_id=REQUEST_ID).with_start(started(2))
+
+    once = progress.with_batch(batch(0, 2, RowCounts(shared=3)))
+    twice = once.with_batch(batch(0, 2, RowCounts(shared=3)))
+    done = twice.with_batch(batch(1, 2, RowCounts(shared=1)))
+
+    assert twice is once
+    assert twice.rows_done == 3
+    assert twice.completion() is None
+    completed = done.completion()
+    assert completed is not None
+    assert completed.counts == RowCounts(shared=4)
+
+
+def test_a_repeated_start_is_ignored() -> None:
+    first = started(1, RowCounts(already_shared=2), requested=3)
+    progress = PullProgress(request_id=REQUEST_ID).with_start(first)
+
+    again = progress.with_start(started(1, RowCounts(already_shared=5), requested=9))
+    completed = again.with_batch(batch(0, 1, RowCounts(shared=1))).completion()
+
+    assert again is progress
+    assert again.start == first
+    assert again.rows_done == 2
+    assert completed is not None
+    assert completed.requested == 3
+    assert completed.counts == RowCounts(shared=1, already_shared=2)
+
+
+def test_a_pull_without_batches_completes_on_its_start() -> None:
+    progress = PullProgress(request_id=REQUEST_ID)
+
+    progress = progress.with_start(started(0, RowCounts(already_shared=4)))
+    completed = progress.completion()
+
+    assert completed is not None
+    assert completed.counts == RowCounts(already_shared=4)
+    assert completed.failures == []
+
+
+def test_failures_are_listed_in_order_start_first() -> None:
+    progress = PullProgress(request_id=REQUEST_ID)
+    start_failures = failures("start-", 1)
+    first_failures = failures("first-", 2)
+    second_failures = failures("second-", 1)
+
+    progress = progress.with_batch(batch(1, 2, RowCounts(failed=1), second_failures))
+    progress = progress.with_batch(batch(0, 2, RowCounts(failed=2), first_failures))
+    progress = progress.with_start(started(2, RowCounts(failed=1), start_failures))
+    completed = progress.completion()
+
+    assert completed is not None
+    assert completed.failures == start_failures + first_failures + second_failures
+    assert completed.counts.failed == 4
+
+
+def test_failures_are_capped_but_all_are_counted() -> None:
+    per_event = MAX_REPORTED_FAILURES // 2 + 1
+    start_failures = failures("start-", per_event)
+    batch_failures = failures("batch-", per_event)
+    progress = PullProgress(request_id=REQUEST_ID).with_start(
+        started(1, RowCounts(failed=per_event), start_failures)
+    )
+
+    progress = progress.with_batch(
+        batch(0, 1, RowCounts(failed=per_event), batch_failures)
+    )
+    completed = progress.completion()
+
+    assert completed is not None
+    assert len(completed.failures) == MAX_REPORTED_FAILURES
+    assert (
+        completed.failures == (start_failures + batch_failures)[:MAX_REPORTED_FAILURES]
+    )
+    assert completed.counts.failed == 2 * per_event
+
+
+def test_recording_leaves_the_earlier_progress_unchanged() -> None:
+    empty = PullProgress(request_id=REQUEST_ID)
+
+    started_progress = empty.with_start(started(1))
+    with_batch = started_progress.with_batch(batch(0, 1))
+    announced = with_batch.marked_completed()
+
+    assert empty.start is None
+    assert started_progress.batches == {}
+    assert not with_batch.completed
+    assert announced.completed

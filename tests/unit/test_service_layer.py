@@ -1,0 +1,421 @@
+"""Tests of the pull handlers, run against an in-memory gateway."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import pytest
+
+from link.domain.events import (
+    KeyValue,
+    LinkRef,
+    PrimaryKey,
+    PullRequested,
+    RowCounts,
+    TransferRequested,
+)
+from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, KeyKind
+from link.domain.lifecycle import HelperRow, Observation, Process, State, classify
+from link.errors import InvalidRequestError
+from link.service_layer.pulls import PullGateway, start_pull, transfer_batch
+
+LINK = LinkRef(
+    source_host="source.example:3306",
+    source_schema="lab",
+    source_table="session",
+    helper_schema="lab_link",
+    helper_table="session_helper",
+    destination_schema="lab_copy",
+    destination_table="session",
+)
+CODEC = KeyCodec((KeyAttribute("subject_id", KeyKind.INTEGER),))
+
+
+class InMemoryGateway:
+    """Keeps the three tables of one link in memory, with the real writes' guards."""
+
+    def __init__(self, source: Sequence[int] = (), parts_per_row: int = 0) -> None:
+        """Start with the given rows in the source, none elsewhere."""
+        self.link = LINK
+        self.codec = CODEC
+        self.source: set[CanonicalKey] = {(key,) for key in source}
+        self.helper: dict[CanonicalKey, HelperRow] = {}
+        self.destination: set[CanonicalKey] = set()
+        self.parts_per_row = parts_per_row
+        self.copied: list[CanonicalKey] = []
+        self.flag_while_copying: set[CanonicalKey] = set()
+
+    def observe(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, Observation]:
+        """Return where each row is present."""
+        return {
+            key: Observation(
+                in_source=key in self.source,
+                helper=self.helper.get(key),
+                in_destination=key in self.destination,
+            )
+            for key in keys
+        }
+
+    def read_helper(
+        self, keys: Sequence[CanonicalKey]
+    ) -> dict[CanonicalKey, HelperRow]:
+        """Return the helper rows of the keys that have one."""
+        return {key: self.helper[key] for key in keys if key in self.helper}
+
+    def activate(self, keys: Sequence[CanonicalKey]) -> int:
+        """Insert helper rows with process PULL, keeping rows that exist."""
+        for key in keys:
+            self.helper.setdefault(key, HelperRow(Process.PULL, False, False))
+        return len(keys)
+
+    def reactivate(self, keys: Sequence[CanonicalKey]) -> int:
+        """Put deprecated, unflagged rows back into process PULL."""
+        changed = 0
+        for key in keys:
+            row = self.helper.get(key)
+            if row == HelperRow(Process.NONE, False, True):
+                self.helper[key] = HelperRow(Process.PULL, False, False)
+                changed += 1
+        return changed
+
+    def finish(self, keys: Sequence[CanonicalKey]) -> int:
+        """Set process NONE on rows in process PULL."""
+        changed = 0
+        for key in keys:
+            row = self.helper.get(key)
+            if row is not None and row.process is Process.PULL:
+                self.helper[key] = dataclasses.replace(row, process=Process.NONE)
+                changed += 1
+        return changed
+
+    def deprecate(self, keys: Sequence[CanonicalKey]) -> int:
+        """Mark flagged rows in process PULL as deprecated."""
+        changed = 0
+        for key in keys:
+            row = self.helper.get(key)
+            if row is not None and row.process is Process.PULL and row.is_flagged:
+                self.helper[key] = HelperRow(Process.NONE, True, True)
+                changed += 1
+        return changed
+
+    def copy(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
+        """Copy rows to the destination; a row already there is an error."""
+        for key in keys:
+            assert key in self.source, f"copy of {key} that is not in the source"
+            assert key not in self.destination, f"second copy of {key}"
+        self.destination.update(keys)
+        self.copied.extend(keys)
+        for key in self.flag_while_copying.intersection(keys):
+            self._flag(key)
+        return len(keys), len(keys) * self.parts_per_row
+
+    # -- what the source's operators and the other services do --------------------
+
+    def _flag(self, key: CanonicalKey) -> None:
+        self.helper[key] = dataclasses.replace(self.helper[key], is_flagged=True)
+
+    def flag(self, subject_id: int) -> None:
+        """Flag a row, as the source's operators do."""
+        self._flag((subject_id,))
+
+    def share(self, subject_id: int, *, flagged: bool = False) -> None:
+        """Put a row in Shared (or Tainted) directly."""
+        key = (subject_id,)
+        self.source.add(key)
+        self.helper[key] = HelperRow(Process.NONE, flagged, False)
+        self.destination.add(key)
+
+    def state(self, subject_id: int) -> State:
+        """Return the state of a row."""
+        key: CanonicalKey = (subject_id,)
+        return classify(self.observe([key])[key])
+
+
+def keys_of(*subject_ids: KeyValue) -> list[PrimaryKey]:
+    """Return the message form of the keys."""
+    return [{"subject_id": subject_id} for subject_id in subject_ids]
+
+
+def pull_request(*subject_ids: KeyValue) -> PullRequested:
+    """Return a pull request for the rows."""
+    return PullRequested(request_id="request-1", link=LINK, keys=keys_of(*subject_ids))
+
+
+def pulled(gateway: InMemoryGateway, *subject_ids: int) -> TransferRequested:
+    """Start a pull of the rows and return its only transfer batch."""
+    batches = start_pull(pull_request(*subject_ids), gateway, batch_size=100).batches
+    assert len(batches) == 1
+    return batches[0]
+
+
+@pytest.fixture
+def gateway() -> InMemoryGateway:
+    """Return a link whose source holds rows 1 to 5 and nothing else."""
+    return InMemoryGateway(source=range(1, 6))
+
+
+def test_the_in_memory_gateway_has_the_gateway_shape(
+    gateway: InMemoryGateway,
+) -> None:
+    typed: PullGateway = gateway
+
+    assert typed.codec.names == ("subject_id",)
+
+
+def test_start_pull_activates_unshared_rows(gateway: InMemoryGateway) -> None:
+    request = pull_request(1, 2, 3)
+
+    result = start_pull(request, gateway, batch_size=10)
+
+    assert [gateway.state(key) for key in (1, 2, 3, 4)] == [
+        State.ACTIVATED,
+        State.ACTIVATED,
+        State.ACTIVATED,
+        State.UNSHARED,
+    ]
+    assert gateway.helper[(1,)] == HelperRow(Process.PULL, False, False)
+    assert result.started.requested == 3
+    assert result.started.batch_count == 1
+    assert result.started.counts == RowCounts()
+    assert result.batches[0].keys == keys_of(1, 2, 3)
+
+
+def test_start_pull_reactivates_a_deprecated_row_that_was_unflagged(
+    gateway: InMemoryGateway,
+) -> None:
+    gateway.helper[(1,)] = HelperRow(Process.NONE, False, True)
+
+    result = start_pull(pull_request(1), gateway, batch_size=10)
+
+    assert gateway.helper[(1,)] == HelperRow(Process.PULL, False, False)
+    assert result.batches[0].keys == keys_of(1)
+
+
+def test_start_pull_cuts_the_rows_into_batches(gateway: InMemoryGateway) -> None:
+    request = pull_request(5, 4, 3, 2, 1)
+
+    result = start_pull(request, gateway, batch_size=2)
+
+    batches = result.batches
+    assert result.started.batch_count == 3
+    assert [batch.batch_index for batch in batches] == [0, 1, 2]
+    assert {batch.batch_count for batch in batches} == {3}
+    assert [batch.keys for batch in batches] == [
+        keys_of(5, 4),
+        keys_of(3, 2),
+        keys_of(1),
+    ]
+    assert {batch.request_id for batch in batches} == {"request-1"}
+    assert [batch.link for batch in batches] == [LINK] * 3
+
+
+def test_start_pull_counts_rows_that_are_already_shared(
+    gateway: InMemoryGateway,
+) -> None:
+    gateway.share(1)
+    gateway.share(2, flagged=True)
+
+    result = start_pull(pull_request(1, 2, 3), gateway, batch_size=10)
+
+    assert result.started.counts == RowCounts(already_shared=2)
+    assert result.started.requested == 3
+    assert [batch.keys for batch in result.batches] == [keys_of(3)]
+    assert gateway.state(1) is State.SHARED
+    assert gateway.state(2) is State.TAINTED
+
+
+def test_start_pull_counts_deprecated_rows_without_pulling_them(
+    gateway: InMemoryGateway,
+) -> None:
+    gateway.helper[(1,)] = HelperRow(Process.NONE, True, True)
+
+    result = start_pull(pull_request(1), gateway, batch_size=10)
+
+    assert result.started.counts == RowCounts(deprecated=1)
+    assert result.started.batch_count == 0
+    assert result.batches == []
+
+
+def test_start_pull_reports_keys_missing_from_the_source(
+    gateway: InMemoryGateway,
+) -> None:
+    request = pull_request(1, 99)
+
+    result = start_pull(request, gateway, batch_size=10)
+
+    [failure] = result.started.failures
+    assert failure.key == {"subject_id": 99}
+    assert "not in the source" in failure.reason
+    assert result.started.counts == RowCounts(failed=1)
+    assert (99,) not in gateway.helper
+    assert [batch.keys for batch in result.batches] == [keys_of(1)]
+
+
+def test_start_pull_reports_rows_being_deleted(gateway: InMemoryGateway) -> None:
+    gateway.share(1)
+    gateway.helper[(1,)] = HelperRow(Process.DELETE, False, False)
+
+    result = start_pull(pull_request(1), gateway, batch_size=10)
+
+    [failure] = result.started.failures
+    assert failure.key == {"subject_id": 1}
+    assert "being deleted" in failure.reason
+    assert gateway.helper[(1,)].process is Process.DELETE
+
+
+def test_start_pull_names_a_row_once_however_often_it_is_requested(
+    gateway: InMemoryGateway,
+) -> None:
+    request = pull_request(1, 2, 1)
+
+    result = start_pull(request, gateway, batch_size=10)
+
+    assert result.started.requested == 2
+    assert result.batches[0].keys == keys_of(1, 2)
+
+
+def test_a_repeated_pull_request_continues_the_pull(gateway: InMemoryGateway) -> None:
+    first = start_pull(pull_request(1, 2), gateway, batch_size=10)
+
+    second = start_pull(pull_request(1, 2), gateway, batch_size=10)
+
+    assert second == first
+    assert gateway.state(1) is State.ACTIVATED
+
+
+def test_start_pull_refuses_an_invalid_key_naming_its_position(
+    gateway: InMemoryGateway,
+) -> None:
+    request = pull_request(1, 2, "three")
+
+    with pytest.raises(InvalidRequestError, match="Key number 3") as caught:
+        start_pull(request, gateway, batch_size=10)
+
+    assert "'subject_id'" in str(caught.value)
+    assert gateway.helper == {}
+
+
+def test_transfer_batch_copies_and_shares_the_rows() -> None:
+    gateway = InMemoryGateway(source=range(1, 4), parts_per_row=2)
+    batch = pulled(gateway, 1, 2, 3)
+
+    result = transfer_batch(batch, gateway)
+
+    assert result.counts == RowCounts(shared=3)
+    assert result.failures == []
+    assert (result.batch_index, result.batch_count) == (0, 1)
+    assert result.link_id == LINK.link_id
+    assert gateway.copied == [(1,), (2,), (3,)]
+    assert [gateway.state(key) for key in (1, 2, 3)] == [State.SHARED] * 3
+
+
+def test_a_repeated_transfer_copies_nothing_and_counts_the_same(
+    gateway: InMemoryGateway,
+) -> None:
+    batch = pulled(gateway, 1, 2, 3)
+    first = transfer_batch(batch, gateway)
+
+    second = transfer_batch(batch, gateway)
+
+    assert gateway.copied == [(1,), (2,), (3,)]
+    assert second == first
+    assert second.counts == RowCounts(shared=3)
+
+
+def test_a_transfer_after_a_crash_between_copy_and_finish_finishes(
+    gateway: InMemoryGateway,
+) -> None:
+    batch = pulled(gateway, 1, 2)
+    gateway.copy([(1,)])
+
+    result = transfer_batch(batch, gateway)
+
+    assert gateway.copied == [(1,), (2,)]
+    assert result.counts == RowCounts(shared=2)
+    assert gateway.state(1) is State.SHARED
+
+
+def test_a_row_flagged_before_its_copy_ends_deprecated(
+    gateway: InMemoryGateway,
+) -> None:
+    batch = pulled(gateway, 1, 2)
+    gateway.flag(1)
+
+    result = transfer_batch(batch, gateway)
+
+    assert result.counts == RowCounts(shared=1, deprecated=1)
+    assert gateway.copied == [(2,)]
+    assert gateway.state(1) is State.DEPRECATED
+    assert gateway.helper[(1,)] == HelperRow(Process.NONE, True, True)
+
+
+def test_a_row_flagged_while_it_travels_ends_tainted(
+    gateway: InMemoryGateway,
+) -> None:
+    batch = pulled(gateway, 1, 2)
+    gateway.flag_while_copying = {(1,)}
+
+    result = transfer_batch(batch, gateway)
+
+    assert result.counts == RowCounts(shared=1, tainted=1)
+    assert gateway.state(1) is State.TAINTED
+    assert gateway.state(2) is State.SHARED
+
+
+def test_a_row_flagged_after_its_copy_ends_tainted(gateway: InMemoryGateway) -> None:
+    batch = pulled(gateway, 1)
+    gateway.copy([(1,)])
+    gateway.flag(1)
+
+    result = transfer_batch(batch, gateway)
+
+    assert result.counts == RowCounts(tainted=1)
+    assert gateway.state(1) is State.TAINTED
+
+
+def test_a_transfer_reports_rows_that_are_not_being_pulled(
+    gateway: InMemoryGateway,
+) -> None:
+    batch = pulled(gateway, 1, 2)
+    del gateway.helper[(2,)]
+
+    result = transfer_batch(batch, gateway)
+
+    [failure] = result.failures
+    assert failure.key == {"subject_id": 2}
+    assert "not being pulled" in failure.reason
+    assert result.counts == RowCounts(shared=1, failed=1)
+    assert gateway.copied == [(1,)]
+
+
+def test_a_transfer_reports_rows_that_left_the_source(
+    gateway: InMemoryGateway,
+) -> None:
+    batch = pulled(gateway, 1, 2)
+    gateway.source.discard((2,))
+
+    result = transfer_batch(batch, gateway)
+
+    [failure] = result.failures
+    assert failure.key == {"subject_id": 2}
+    assert "not in the source" in failure.reason
+    assert result.counts == RowCounts(shared=1, failed=1)
+
+
+def test_transfer_batch_refuses_an_invalid_key_naming_its_position(
+    gateway: InMemoryGateway,
+) -> None:
+    batch = TransferRequested(
+        request_id="request-1",
+        link=LINK,
+        batch_index=0,
+        batch_count=1,
+        keys=[{"subject_id": 1}, {"subject": 2}],
+    )
+
+    with pytest.raises(InvalidRequestError, match="Key number 2") as caught:
+        transfer_batch(batch, gateway)
+
+    assert "missing subject_id" in str(caught.value)
+    assert gateway.copied == []
