@@ -53,7 +53,7 @@ test: venv up ## Format check, lint, type check and tests against the servers
 	$(WITH_ENV) $(PY)/mypy
 	$(WITH_ENV) $(PY)/pytest
 
-demo: venv up ## Run the demo (python -m demo) against the servers
+demo: venv up services ## Start servers and services, then run the demo (python -m demo)
 	$(WITH_ENV) $(PY)/python -m demo
 
 schemas: venv ## Export the message schemas (python -m link.schemas_export)

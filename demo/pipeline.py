@@ -34,7 +34,7 @@ def declare_pipeline(source_admin: dj.Instance, schema_name: str) -> SourcePipel
         # animal species kept by the lab
         species : varchar(32)
         """
-        contents = (("mouse",), ("rat",))
+        contents = ({"species": "mouse"}, {"species": "rat"})
 
     @schema
     class Subject(dj.Manual):  # type: ignore[misc]

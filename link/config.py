@@ -69,6 +69,8 @@ class LinkSettings(BaseSettings):
         description=(
             "Source servers (host:port) the services may connect to; requests"
             " naming any other are rejected (LINK_SOURCE_HOSTS, comma-separated)."
+            " An entry name=host:port lets requests that name the server as"
+            " users see it (name) reach it at the address the services use."
         ),
     )
 
@@ -78,6 +80,14 @@ class LinkSettings(BaseSettings):
         if isinstance(value, str):
             return [host.strip() for host in value.split(",") if host.strip()]
         return value
+
+    def source_address(self, name: str) -> str | None:
+        """Return where the services reach the named source server, if allowed."""
+        for entry in self.source_hosts:
+            alias, _, address = entry.partition("=")
+            if alias == name:
+                return address or alias
+        return None
 
     def source_credentials(self) -> tuple[str, str]:
         """Return the source user and password, or say which variable is missing."""

@@ -60,7 +60,8 @@ class Databases:
 
     def gateway(self, link: LinkRef) -> LinkGateway:
         """Return the gateway of a link; call on the worker thread only."""
-        if link.source_host not in self._settings.source_hosts:
+        address = self._settings.source_address(link.source_host)
+        if address is None:
             raise UnknownSourceError(
                 f"Link {link.link_id} names source server {link.source_host}, which"
                 " this service is not configured for (LINK_SOURCE_HOSTS)."
@@ -68,10 +69,10 @@ class Databases:
         identity = link.model_dump_json()
         gateway = self._gateways.get(identity)
         if gateway is None:
-            source = self._sources.get(link.source_host)
+            source = self._sources.get(address)
             if source is None:
-                source = open_source(link.source_host, self._settings)
-                self._sources[link.source_host] = source
+                source = open_source(address, self._settings)
+                self._sources[address] = source
             if self._destination is None:
                 self._destination = open_destination()
             gateway = LinkGateway(link, source, self._destination)

@@ -14,8 +14,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION = 1
-
 KeyValue = str | int | float | bool | None
 """A primary-key value as JSON carries it: dates and UUIDs travel as strings."""
 
@@ -69,6 +67,7 @@ class LinkRef(BaseModel):
     stores: dict[Identifier, Identifier] = Field(
         default_factory=dict,
         description="Source store name to destination store name.",
+        json_schema_extra={"additionalProperties": False},
     )
 
     @property

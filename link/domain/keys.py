@@ -87,32 +87,46 @@ def to_sql_value(attribute: KeyAttribute, value: object) -> Any:
             return decimal.Decimal(str(value))
         except decimal.InvalidOperation:
             raise _invalid(attribute, value, "a decimal number") from None
+    # Dates, times and UUIDs travel as strings: a number is refused rather than
+    # read as one (Python would take 20240101 for a date).
     if kind is KeyKind.UUID:
+        if isinstance(value, uuid.UUID):
+            return value.bytes
+        if not isinstance(value, str):
+            raise _invalid(attribute, value, "a UUID")
         try:
-            return (
-                value.bytes
-                if isinstance(value, uuid.UUID)
-                else uuid.UUID(str(value)).bytes
-            )
+            return uuid.UUID(value).bytes
         except ValueError:
             raise _invalid(attribute, value, "a UUID") from None
     if kind is KeyKind.DATETIME:
         if isinstance(value, datetime.datetime):
             return value
+        if not isinstance(value, str):
+            raise _invalid(attribute, value, "an ISO 8601 date and time")
         try:
-            return datetime.datetime.fromisoformat(str(value))
+            return datetime.datetime.fromisoformat(value)
         except ValueError:
             raise _invalid(attribute, value, "an ISO 8601 date and time") from None
     if kind is KeyKind.DATE:
         if isinstance(value, datetime.date):
             return value
+        if not isinstance(value, str):
+            raise _invalid(attribute, value, "an ISO 8601 date")
         try:
-            return datetime.date.fromisoformat(str(value))
+            return datetime.date.fromisoformat(value)
         except ValueError:
             raise _invalid(attribute, value, "an ISO 8601 date") from None
     if not isinstance(value, str):
         raise _invalid(attribute, value, "a string")
     return value
+
+
+def _canonical_decimal(value: decimal.Decimal) -> str:
+    """Return a decimal without trailing zeros: the column's scale is not kept."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def to_json_value(attribute: KeyAttribute, value: object) -> KeyValue:
@@ -125,7 +139,7 @@ def to_json_value(attribute: KeyAttribute, value: object) -> KeyValue:
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return _canonical_decimal(value)
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         # numpy scalars and other number types from the user's side
         if hasattr(value, "item"):

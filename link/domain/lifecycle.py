@@ -2,7 +2,7 @@
 
 A row's state is never stored. It is read off three observations: whether the
 row is in the source table, what its helper row says, and whether it is in the
-destination table. ``docs/lifecycle.md`` is the contract this module encodes;
+destination table. ``docs/lifecycle.md`` describes what this module encodes;
 every service asks this module what to do with a row before touching it.
 """
 

@@ -51,7 +51,9 @@ class PullProgress(BaseModel):
 
     def completion(self) -> PullCompleted | None:
         """Return the completion event once every batch is in, else None."""
-        if self.start is None or len(self.batches) < self.start.batch_count:
+        if self.start is None:
+            return None
+        if any(index not in self.batches for index in range(self.start.batch_count)):
             return None
         counts = self.start.counts
         failures: list[RowFailure] = list(self.start.failures)
