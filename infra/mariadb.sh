@@ -27,10 +27,13 @@ initialise() {
   [[ -d $DATA/mysql ]] && return 0
   log "$NAME: creating data folder $DATA"
   rm -rf "$DATA.tmp"
-  mkdir -p "$DIR"
+  mkdir -p "$DIR" "$DIR/tmp"
   # Built aside and moved in place, so a failed run never leaves a half-made
-  # folder that the next start would take for a finished one.
-  mariadb-install-db --no-defaults --datadir="$DATA.tmp" --user="$(id -un)" \
+  # folder that the next start would take for a finished one. Each server has
+  # its own tmpdir: two bootstraps sharing /tmp were seen to collide on their
+  # temporary tables ("Unknown table 'mysql.tmp_user_sys'").
+  mariadb-install-db --no-defaults --datadir="$DATA.tmp" --tmpdir="$DIR/tmp" \
+    --user="$(id -un)" \
     --auth-root-authentication-method=socket --skip-test-db >"$DIR/install.log" 2>&1 ||
     { tail -n 20 "$DIR/install.log" >&2; die "$NAME: mariadb-install-db failed"; }
   mv "$DATA.tmp" "$DATA"
@@ -90,12 +93,14 @@ start() {
     fi
     ((${#SOCKET} < 100)) || die "$NAME: socket path too long for Unix: $SOCKET"
     initialise
+    mkdir -p "$DIR/tmp"
     # setsid: keep the server alive when the calling terminal is interrupted.
     # Binary logs and TLS are not needed for local work; utf8mb4_bin gives
     # case-sensitive comparisons; the buffer pool is sized for two servers on a
     # small machine.
     setsid mariadbd --no-defaults --user="$(id -un)" \
-      --datadir="$DATA" --bind-address="$LINK_BIND_HOST" --port="$PORT" \
+      --datadir="$DATA" --tmpdir="$DIR/tmp" --bind-address="$LINK_BIND_HOST" \
+      --port="$PORT" \
       --socket="$SOCKET" --pid-file="$PID_FILE" --log-error="$ERROR_LOG" \
       --skip-name-resolve --skip-log-bin --skip-ssl \
       --character-set-server=utf8mb4 --collation-server=utf8mb4_bin \
