@@ -2,23 +2,23 @@
 
 ``@link(...)`` on an empty class declares the destination table (and the helper
 table on the source server) and returns a DataJoint table class. Its
-``.source`` is the source table, restrictable as usual, and
-``.source.pull()`` publishes pull requests and waits for their completion.
+``.source`` is the source table, restrictable as usual; ``.source.pull()``
+pulls rows and ``.delete()`` on the destination takes rows out again, both
+through the row lifecycle, carried out by the services over Kafka or, without
+LINK_BROKER, in this process.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import datajoint as dj
 from datajoint.table import FreeTable
 from tqdm import tqdm
 
-from link.adapters.kafka import CompletionListener, Publisher, Topics, ensure_topics
 from link.adapters.servers import open_destination, open_source
 from link.adapters.tables import (
     declare_destination,
@@ -27,33 +27,20 @@ from link.adapters.tables import (
     quote,
 )
 from link.config import LinkSettings
-from link.domain.events import (
-    LinkRef,
-    PullCompleted,
-    PullRequested,
-    RequestRejected,
-    RowCounts,
-    RowFailure,
-)
+from link.domain.events import LinkRef, PrimaryKey
 from link.domain.keys import KeyAttribute, KeyCodec, kind_of_sql_type
-from link.errors import (
-    ConfigurationError,
-    InvalidRequestError,
-    NoRowsError,
-    RequestTimeoutError,
+from link.errors import LinkError, NoRowsError
+from link.executors import (
+    DeletionResult,
+    EmbeddedExecutor,
+    Executor,
+    KafkaExecutor,
+    PullResult,
 )
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class PullResult:
-    """What a finished pull did, summed over its requests."""
-
-    request_ids: tuple[str, ...]
-    requested: int
-    counts: RowCounts
-    failures: list[RowFailure] = field(default_factory=list)
+__all__ = ["DeletionResult", "PullResult", "link"]
 
 
 @dataclass
@@ -65,99 +52,19 @@ class LinkContext:
     destination: dj.Instance
     settings: LinkSettings
     helper_table: str
+    executor: Executor
 
-    def key_codec(self, table: dj.Table) -> KeyCodec:
-        """Return the key codec of the source table."""
-        return KeyCodec(
+    def message_keys(self, table: Any) -> list[PrimaryKey]:
+        """Return the primary keys of a (restricted) table, as messages carry them."""
+        codec = KeyCodec(
             tuple(
                 KeyAttribute(name, kind_of_sql_type(attr.type, is_uuid=attr.uuid))
                 for name, attr in table.heading.attributes.items()
                 if attr.in_key
             )
         )
-
-
-def _publish_and_wait(
-    context: LinkContext, keys: list[dict[str, Any]], *, display_progress: bool
-) -> PullResult:
-    settings = context.settings
-    if settings.broker is None:
-        raise ConfigurationError(
-            "LINK_BROKER is not set: the link needs Kafka to pull (host:port)."
-        )
-    topics = Topics(settings.topic_prefix)
-    ensure_topics(settings.broker, topics.all(), settings.topic_partitions)
-    batch_id = uuid.uuid4().hex
-    requests = [
-        PullRequested(
-            request_id=f"{batch_id}-{index}",
-            link=context.ref,
-            keys=keys[start : start + settings.request_size],
-        )
-        for index, start in enumerate(range(0, len(keys), settings.request_size))
-    ]
-    listener = CompletionListener(settings.broker, topics.pull_completions)
-    try:
-        publisher = Publisher(settings.broker)
-        for request in requests:
-            publisher.publish(topics.pull_requests, request.request_id, request)
-        publisher.flush()
-        logger.info(
-            "link %s: published %d pull request(s) for %d row(s), first id %s",
-            context.ref.link_id,
-            len(requests),
-            len(keys),
-            requests[0].request_id,
-        )
-        pending = {request.request_id for request in requests}
-        outcomes: dict[str, PullCompleted | RequestRejected] = {}
-        with tqdm(
-            total=len(keys), disable=not display_progress, unit="row", desc="pull"
-        ) as progress:
-            while pending:
-                arrived = listener.wait(pending, settings.pull_timeout)
-                if not arrived:
-                    raise RequestTimeoutError(
-                        f"No completion arrived within {settings.pull_timeout:.0f} s"
-                        f" for pull request(s) {', '.join(sorted(pending))} of link"
-                        f" {context.ref.link_id}: are the link services running?"
-                    )
-                for request_id, outcome in arrived.items():
-                    outcomes[request_id] = outcome
-                    if isinstance(outcome, PullCompleted):
-                        progress.update(outcome.counts.total)
-                pending -= set(arrived)
-    finally:
-        listener.close()
-
-    rejected = [o for o in outcomes.values() if isinstance(o, RequestRejected)]
-    if rejected:
-        raise InvalidRequestError(
-            "The link services rejected the pull: "
-            + "; ".join(f"{o.request_id}: {o.reason}" for o in rejected)
-        )
-    counts = RowCounts()
-    failures: list[RowFailure] = []
-    for outcome in outcomes.values():
-        assert isinstance(outcome, PullCompleted)
-        counts = counts + outcome.counts
-        failures.extend(outcome.failures)
-    logger.info(
-        "link %s: pull finished: %d shared, %d tainted, %d deprecated,"
-        " %d already shared, %d failed",
-        context.ref.link_id,
-        counts.shared,
-        counts.tainted,
-        counts.deprecated,
-        counts.already_shared,
-        counts.failed,
-    )
-    return PullResult(
-        request_ids=tuple(request.request_id for request in requests),
-        requested=len(keys),
-        counts=counts,
-        failures=failures,
-    )
+        primary_keys = table.keys()
+        return [codec.to_message(codec.canonical(key)) for key in primary_keys]
 
 
 class SourceTable(FreeTable):  # type: ignore[misc]
@@ -176,24 +83,54 @@ class SourceTable(FreeTable):  # type: ignore[misc]
     def pull(self, *, display_progress: bool = False) -> PullResult:
         """Pull the rows of this (restricted) source table to the destination."""
         context = self._link_context
-        codec = context.key_codec(self)
-        keys = [codec.to_message(codec.canonical(key)) for key in self.keys()]
+        keys = context.message_keys(self)
         if not keys:
             raise NoRowsError(
                 f"The pull from {context.ref.link_id} matched no rows of the source."
             )
-        return _publish_and_wait(context, keys, display_progress=display_progress)
+        with tqdm(
+            total=len(keys), disable=not display_progress, unit="row", desc="pull"
+        ) as progress:
+            result = context.executor.pull(keys, progress)
+        counts = result.counts
+        if counts.already_shared == result.requested:
+            logger.warning(
+                "link %s: all %d requested row(s) were already shared; nothing was"
+                " pulled",
+                context.ref.link_id,
+                result.requested,
+            )
+        if counts.failed:
+            logger.warning(
+                "link %s: %d of %d row(s) could not be pulled, first: %s",
+                context.ref.link_id,
+                counts.failed,
+                result.requested,
+                result.failures[0].reason if result.failures else "?",
+            )
+        logger.info(
+            "link %s requests %s: %d shared, %d tainted, %d deprecated,"
+            " %d already shared, %d failed",
+            context.ref.link_id,
+            ", ".join(result.request_ids),
+            counts.shared,
+            counts.tainted,
+            counts.deprecated,
+            counts.already_shared,
+            counts.failed,
+        )
+        return result
 
     @property
-    def flagged(self) -> dj.Table:
+    def flagged(self) -> Any:
         """Return the source rows that the source has flagged for deletion."""
         context = self._link_context
-        helper = dj.FreeTable(context.source.connection, context.helper_table)
+        helper = FreeTable(context.source.connection, context.helper_table)
         return self & (helper & "is_flagged = 'TRUE'").proj()
 
 
 class LinkedTable:
-    """Mixed into the destination table class: gives it its ``source``."""
+    """Mixed into the destination table class: the link's side of the table."""
 
     _link_context: LinkContext
 
@@ -201,6 +138,64 @@ class LinkedTable:
     def source(self) -> SourceTable:
         """Return the source table of the link."""
         return SourceTable(self._link_context)
+
+    def restrict(self, restriction: Any, semantic_check: bool = True) -> Any:
+        """Restrict as usual; a source expression restricts by its primary keys.
+
+        The source lives on another server, so it cannot take part in a query
+        on the destination: its keys are fetched and used instead.
+        """
+        if isinstance(restriction, SourceTable):
+            restriction = restriction.keys()
+        return super().restrict(restriction, semantic_check)  # type: ignore[misc]
+
+    def delete(self, *_args: Any, **_kwargs: Any) -> int:
+        """Take the restricted rows out of the destination through the lifecycle.
+
+        Returns the number of rows deleted. Flagged rows end deprecated; the
+        others return to Unshared and can be pulled again.
+        """
+        context = self._link_context
+        keys = context.message_keys(self)
+        if not keys:
+            raise NoRowsError(
+                f"The deletion from {context.ref.link_id} matched no destination rows."
+            )
+        result = context.executor.delete(keys)
+        counts = result.counts
+        logger.info(
+            "link %s requests %s: deleted %d row(s), %d unshared, %d deprecated,"
+            " %d already gone, %d failed",
+            context.ref.link_id,
+            ", ".join(result.request_ids),
+            result.requested,
+            counts.unshared,
+            counts.deprecated,
+            counts.already_gone,
+            counts.failed,
+        )
+        if counts.failed:
+            logger.warning(
+                "link %s: %d row(s) could not be deleted, first: %s",
+                context.ref.link_id,
+                counts.failed,
+                result.failures[0].reason if result.failures else "?",
+            )
+        return counts.unshared + counts.deprecated
+
+    def delete_quick(self, *_args: Any, **_kwargs: Any) -> None:
+        """Refuse: a quick delete would bypass the helper table."""
+        raise LinkError(
+            "Rows of a linked table are deleted with delete(), which keeps the"
+            " source's helper table in step; delete_quick() would not."
+        )
+
+    def insert(self, *_args: Any, **_kwargs: Any) -> None:
+        """Refuse: the destination rows of a link are written by the link alone."""
+        raise LinkError(
+            "The destination rows of a link are written by the link alone:"
+            " pull them with .source.pull()."
+        )
 
 
 def link(
@@ -215,7 +210,8 @@ def link(
     """Link a destination table to the source table of the same class name.
 
     The source server is reached with LINK_USER and LINK_PASS; the destination is
-    DataJoint's own configuration; pulls travel over Kafka at LINK_BROKER.
+    DataJoint's own configuration. With LINK_BROKER set, pulls and deletions are
+    carried out by the link services over Kafka; without it, in this process.
     """
     store_map = dict(stores or {})
 
@@ -247,14 +243,24 @@ def link(
             destination_table=table_class.table_name,
             stores=store_map,
         )
+        executor: Executor = (
+            KafkaExecutor(ref, settings, settings.broker)
+            if settings.broker
+            else EmbeddedExecutor(ref, source, destination, settings)
+        )
         table_class._link_context = LinkContext(
             ref=ref,
             source=source,
             destination=destination,
             settings=settings,
             helper_table=helper.full_table_name,
+            executor=executor,
         )
-        logger.info("link %s ready", ref.link_id)
+        logger.info(
+            "link %s ready (%s)",
+            ref.link_id,
+            "over Kafka" if settings.broker else "embedded",
+        )
         return table_class
 
     return decorate

@@ -1,9 +1,10 @@
-"""Contains the deletion reconciler.
+"""Contains the deletion reconciler: it takes rows out of the destination.
 
-In this version it starts, consumes ``link.deletion-requests`` and answers each
-request with a rejection that says deletions over Kafka are not carried out
-yet; deleting, deprecating flagged rows and re-driving rows left mid-way by a
-crash come with the lifecycle's delete transitions (issue 3).
+It consumes ``link.deletion-requests``. For each request it moves the rows from
+Shared or Tainted to Received (helper process DELETE), deletes them and their
+part rows from the destination (to Activated), and settles their helper rows:
+removed (Unshared) or, when the source flagged the row, deprecated. It then
+publishes one ``DeletionCompleted`` on ``link.completions``.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from functools import partial
 from faust.types import EventT, StreamT
 
 from link.config import LinkSettings
-from link.errors import InvalidRequestError
-from services.runtime import Service
+from link.domain.events import DeletionCompleted, DeletionRequested
+from link.service_layer.deletions import delete_rows
+from services.runtime import Service, parse
 
 logger = logging.getLogger(__name__)
-
-NOT_YET = "deletion requests are not carried out by this version of the link services"
 
 
 def create_service(settings: LinkSettings) -> Service:
@@ -30,10 +30,17 @@ def create_service(settings: LinkSettings) -> Service:
     @service.app.agent(requests)
     async def take_deletion_requests(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await service.handle(event, partial(refuse, event))
+            await service.handle(event, partial(delete, event))
 
-    async def refuse(event: EventT[bytes]) -> None:
-        raise InvalidRequestError(NOT_YET)
+    async def delete(event: EventT[bytes]) -> None:
+        request: DeletionRequested = parse(DeletionRequested, event.message.value)
+
+        def carry_out() -> DeletionCompleted:
+            gateway = service.databases.gateway(request.link)
+            return delete_rows(request, gateway, settings.batch_size)
+
+        completed = await service.databases.run(carry_out)
+        await service.send(service.completions, request.request_id, completed)
 
     _ = take_deletion_requests
     return service

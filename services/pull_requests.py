@@ -4,7 +4,7 @@ It consumes ``link.pull-requests``, activates the rows (Unshared to Activated,
 on the source server), announces the pull on ``link.pull-progress`` and hands
 the rows to the transfer service in batches on ``link.transfers``. It also
 follows ``link.pull-progress`` and publishes one completion per request on
-``link.pull-completions`` once every batch is in. Its bookkeeping of requests
+``link.completions`` once every batch is in. Its bookkeeping of requests
 is a faust table, kept in Kafka, partitioned like the progress topic by
 request id.
 """

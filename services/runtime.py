@@ -147,7 +147,7 @@ class Service:
         )
         self.changelogs: list[str] = []
         self.dead_letters = self.topic(self.topics.dead_letters)
-        self.completions = self.topic(self.topics.pull_completions)
+        self.completions = self.topic(self.topics.completions)
 
     def table(self, name: str) -> faust.types.TableT[str, Any]:
         """Return a faust table partitioned like the link's topics."""

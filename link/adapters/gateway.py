@@ -238,12 +238,29 @@ class LinkGateway:
         return self._update_helper(keys, "process = 'NONE'", "process = 'PULL'")
 
     def deprecate(self, keys: Sequence[CanonicalKey]) -> int:
-        """Mark flagged rows that never arrived as deprecated (to Deprecated)."""
+        """Mark flagged rows out of the destination as deprecated (to Deprecated)."""
         return self._update_helper(
             keys,
             "process = 'NONE', is_deprecated = 'TRUE'",
-            "process = 'PULL' AND is_flagged = 'TRUE'",
+            "process IN ('PULL', 'DELETE') AND is_flagged = 'TRUE'",
         )
+
+    def mark_deleting(self, keys: Sequence[CanonicalKey]) -> int:
+        """Set process DELETE on shared rows (Shared or Tainted to Received)."""
+        return self._update_helper(keys, "process = 'DELETE'", "process = 'NONE'")
+
+    def remove_helper(self, keys: Sequence[CanonicalKey]) -> int:
+        """Delete the helper rows of unflagged deleted rows (Activated to Unshared)."""
+        removed = 0
+        for chunk in chunked(keys, QUERY_CHUNK):
+            condition, args = self._condition(chunk)
+            cursor = self._source.query(
+                f"DELETE FROM {self.helper_table} WHERE {condition}"
+                " AND process = 'DELETE' AND is_flagged = 'FALSE'",
+                args=args,
+            )
+            removed += cursor.rowcount
+        return removed
 
     # -- destination writes ---------------------------------------------------------
 
@@ -302,6 +319,28 @@ class LinkGateway:
                     ) from error
         part_rows = sum(len(rows) for _table, _columns, rows in batches[1:])
         return len(batches[0][2]), part_rows
+
+    def remove_from_destination(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
+        """Delete rows and their part rows from the destination in one transaction.
+
+        Returns the number of rows and of part rows deleted.
+        """
+        if not keys:
+            return 0, 0
+        rows = part_rows = 0
+        with self._destination.transaction:
+            cursor = self._destination._conn.cursor()
+            for chunk in chunked(keys, QUERY_CHUNK):
+                condition, args = self._condition(chunk)
+                # Parts first: they reference the master on the destination.
+                for pair in self.parts:
+                    part_rows += cursor.execute(
+                        f"DELETE FROM {pair.destination} WHERE {condition}", args
+                    )
+                rows += cursor.execute(
+                    f"DELETE FROM {self.destination_table} WHERE {condition}", args
+                )
+        return rows, part_rows
 
 
 def keys_in(rows: Iterable[CanonicalKey]) -> list[CanonicalKey]:

@@ -9,11 +9,11 @@ aiokafka's default.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 from confluent_kafka import (
     Consumer,
@@ -23,9 +23,15 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from link.domain.events import PullCompleted, RequestRejected
+from link.domain.events import (
+    BatchTransferred,
+    DeletionCompleted,
+    PullCompleted,
+    PullStarted,
+    RequestRejected,
+)
 from link.errors import BrokerError
 
 logger = logging.getLogger(__name__)
@@ -56,9 +62,9 @@ class Topics:
         return f"{self.prefix}.pull-progress"
 
     @property
-    def pull_completions(self) -> str:
+    def completions(self) -> str:
         """Return the topic of completions and rejections, keyed by request id."""
-        return f"{self.prefix}.pull-completions"
+        return f"{self.prefix}.completions"
 
     @property
     def deletion_requests(self) -> str:
@@ -76,7 +82,7 @@ class Topics:
             self.pull_requests,
             self.transfers,
             self.pull_progress,
-            self.pull_completions,
+            self.completions,
             self.deletion_requests,
             self.dead_letters,
         )
@@ -137,6 +143,7 @@ class Publisher:
                 "partitioner": "murmur2_random",
                 "enable.idempotence": True,
                 "message.max.bytes": MAX_MESSAGE_BYTES,
+                "logger": logger,
             }
         )
 
@@ -164,68 +171,68 @@ class Publisher:
             )
 
 
-Outcome = PullCompleted | RequestRejected
-_outcome_adapter: TypeAdapter[Outcome] = TypeAdapter(Outcome)
+RequestEvent = (
+    PullCompleted | DeletionCompleted | RequestRejected | PullStarted | BatchTransferred
+)
+_event_adapter: TypeAdapter[RequestEvent] = TypeAdapter(
+    Annotated[RequestEvent, Field(discriminator="type")]
+)
 
 
-class CompletionListener:
-    """Listens on the completions topic for the outcomes of chosen requests.
+class RequestListener:
+    """Listens for the events of chosen requests: their progress and outcome.
 
     It is opened before the requests are published and starts at each
-    partition's current end, so that no outcome published afterwards is missed
-    and no older outcome is read.
+    partition's current end, so that no event published afterwards is missed
+    and no older event is read.
     """
 
-    def __init__(self, broker: str, topic: str) -> None:
-        """Assign every partition of the topic at its current end offset."""
+    def __init__(self, broker: str, topics: Sequence[str]) -> None:
+        """Assign every partition of the topics at its current end offset."""
         self._consumer = Consumer(
             {
                 "bootstrap.servers": broker,
-                "group.id": "link-completion-listener",
+                "group.id": "link-request-listener",
                 "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
+                "logger": logger,
             }
         )
-        metadata = self._consumer.list_topics(topic, timeout=15)
-        if metadata.topics[topic].error is not None:
-            raise BrokerError(
-                f"Topic {topic} is not available: {metadata.topics[topic].error}"
-            )
         assignment = []
-        for partition in metadata.topics[topic].partitions:
-            _low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=15
-            )
-            assignment.append(TopicPartition(topic, partition, high))
+        for topic in topics:
+            metadata = self._consumer.list_topics(topic, timeout=15).topics[topic]
+            if metadata.error is not None:
+                raise BrokerError(f"Topic {topic} is not available: {metadata.error}")
+            for partition in metadata.partitions:
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=15
+                )
+                assignment.append(TopicPartition(topic, partition, high))
         self._consumer.assign(assignment)
 
-    def wait(self, request_ids: set[str], timeout: float) -> dict[str, Outcome]:
-        """Return the outcome of each request, waiting at most timeout seconds."""
-        outcomes: dict[str, Outcome] = {}
+    def events(self, request_ids: set[str], timeout: float) -> Iterator[RequestEvent]:
+        """Yield the events of the requests until none arrives for timeout seconds."""
         deadline = time.monotonic() + timeout
-        while len(outcomes) < len(request_ids):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            message = self._consumer.poll(min(remaining, 1.0))
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = self._consumer.poll(min(remaining, 0.5))
             if message is None:
                 continue
             if message.error() is not None:
-                logger.warning("completion listener: %s", message.error())
+                logger.warning("request listener: %s", message.error())
                 continue
             try:
-                outcome = _outcome_adapter.validate_python(
-                    json.loads(message.value() or b"")
-                )
-            except (ValueError, ValidationError):
+                event = _event_adapter.validate_json(message.value() or b"")
+            except ValidationError:
                 logger.warning(
-                    "ignored an unreadable completion at offset %s", message.offset()
+                    "ignored an unreadable event at %s/%s/%s",
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
                 )
                 continue
-            if outcome.request_id in request_ids:
-                outcomes[outcome.request_id] = outcome
-        return outcomes
+            if event.request_id in request_ids:
+                deadline = time.monotonic() + timeout
+                yield event
 
     def close(self) -> None:
-        """Leave the topic."""
+        """Leave the topics."""
         self._consumer.close()

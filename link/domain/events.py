@@ -193,7 +193,7 @@ class BatchTransferred(Message):
 class PullCompleted(Message):
     """Every row of a pull request has reached its outcome.
 
-    Published to ``link.pull-completions``, keyed by ``request_id``.
+    Published to ``link.completions``, keyed by ``request_id``.
     """
 
     type: Literal["PullCompleted"] = "PullCompleted"
@@ -205,10 +205,73 @@ class PullCompleted(Message):
     completed_at: datetime.datetime = Field(default_factory=_now)
 
 
+class DeletionRequested(Message):
+    """A request to delete rows, named by primary key, from the destination.
+
+    Published to ``link.deletion-requests``, keyed by ``request_id``. Each row
+    leaves the destination; its helper row is then removed, or marked
+    deprecated when the source has flagged the row.
+    """
+
+    type: Literal["DeletionRequested"] = "DeletionRequested"
+    request_id: RequestId = Field(
+        description="Chosen by the publisher; correlates every later event."
+    )
+    link: LinkRef
+    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
+    requested_at: datetime.datetime = Field(default_factory=_now)
+
+
+class DeletionCounts(BaseModel):
+    """How many rows of a deletion ended in each outcome."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unshared: int = Field(
+        default=0, ge=0, description="Deleted; the source may share them again."
+    )
+    deprecated: int = Field(
+        default=0, ge=0, description="Deleted and deprecated: the source flagged them."
+    )
+    already_gone: int = Field(
+        default=0, ge=0, description="Not in the destination before the request."
+    )
+    failed: int = Field(default=0, ge=0)
+
+    def __add__(self, other: DeletionCounts) -> DeletionCounts:
+        """Add two counts field by field."""
+        return DeletionCounts(
+            unshared=self.unshared + other.unshared,
+            deprecated=self.deprecated + other.deprecated,
+            already_gone=self.already_gone + other.already_gone,
+            failed=self.failed + other.failed,
+        )
+
+    @property
+    def total(self) -> int:
+        """Return the number of rows counted."""
+        return self.unshared + self.deprecated + self.already_gone + self.failed
+
+
+class DeletionCompleted(Message):
+    """Every row of a deletion request has reached its outcome.
+
+    Published to ``link.completions``, keyed by ``request_id``.
+    """
+
+    type: Literal["DeletionCompleted"] = "DeletionCompleted"
+    request_id: RequestId
+    link_id: str
+    requested: int = Field(ge=0)
+    counts: DeletionCounts
+    failures: list[RowFailure] = Field(default_factory=list)
+    completed_at: datetime.datetime = Field(default_factory=_now)
+
+
 class RequestRejected(Message):
     """A request could not be carried out at all; nothing was changed.
 
-    Published to ``link.pull-completions``, keyed by ``request_id`` when the
+    Published to ``link.completions``, keyed by ``request_id`` when the
     request had a readable one.
     """
 
@@ -243,6 +306,8 @@ PUBLIC_MESSAGES: tuple[type[Message], ...] = (
     PullStarted,
     BatchTransferred,
     PullCompleted,
+    DeletionRequested,
+    DeletionCompleted,
     RequestRejected,
     DeadLetter,
 )

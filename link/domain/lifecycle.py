@@ -149,3 +149,32 @@ def decide_transfer_step(observation: Observation) -> TransferStep:
 def state_after_finish(helper: HelperRow) -> State:
     """Return where a received row lands when its pull finishes."""
     return State.TAINTED if helper.is_flagged else State.SHARED
+
+
+class DeletionStep(enum.Enum):
+    """What the deletion reconciler does next with a row that a deletion names."""
+
+    START = enum.auto()
+    """Set the helper's process to DELETE (Shared or Tainted to Received)."""
+    REMOVE = enum.auto()
+    """Delete the row and its parts from the destination (Received to Activated)."""
+    FINISH = enum.auto()
+    """Settle the helper row: gone when unflagged, deprecated when flagged."""
+    NOTHING = enum.auto()
+    """The row is already out of the destination (Unshared or Deprecated)."""
+    BEING_PULLED = enum.auto()
+    """The row's pull is under way: it cannot be deleted now."""
+
+
+def decide_deletion_step(observation: Observation) -> DeletionStep:
+    """Decide the deletion reconciler's next step for one row."""
+    state = classify(observation)
+    helper = observation.helper
+    if state in (State.UNSHARED, State.DEPRECATED):
+        return DeletionStep.NOTHING
+    if state in (State.SHARED, State.TAINTED):
+        return DeletionStep.START
+    assert helper is not None
+    if helper.process is Process.PULL:
+        return DeletionStep.BEING_PULLED
+    return DeletionStep.REMOVE if state is State.RECEIVED else DeletionStep.FINISH

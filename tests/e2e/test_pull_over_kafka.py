@@ -10,6 +10,7 @@ from typing import Any
 import datajoint as dj
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from tqdm import tqdm
 
 from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
 from link import link
@@ -153,14 +154,8 @@ def test_a_pull_of_a_row_with_a_wrong_key_is_rejected(
     endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
 ) -> None:
     table = linked_session(endpoints, schema_names)
-    context = table._link_context
-    request = PullRequested(
-        request_id=f"bad-key-{uuid.uuid4().hex}",
-        link=context.ref,
-        keys=[{"subject_id": 1}],
-    )
-    from link.decorator import _publish_and_wait
+    executor = table._link_context.executor
 
     with pytest.raises(InvalidRequestError, match="missing session_idx"):
-        _publish_and_wait(context, list(request.keys), display_progress=False)
+        executor.pull([{"subject_id": 1}], tqdm(disable=True))
     assert len(table()) == 0

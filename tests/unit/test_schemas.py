@@ -18,6 +18,9 @@ from link.domain.events import (
     PUBLIC_MESSAGES,
     BatchTransferred,
     DeadLetter,
+    DeletionCompleted,
+    DeletionCounts,
+    DeletionRequested,
     LinkRef,
     Message,
     PullCompleted,
@@ -80,6 +83,17 @@ EXAMPLES: dict[type[Message], Message] = {
         link_id=LINK.link_id,
         requested=8,
         counts=COUNTS,
+        failures=FAILURES,
+        completed_at=AT,
+    ),
+    DeletionRequested: DeletionRequested(
+        request_id="request-2", link=LINK, keys=KEYS, requested_at=AT
+    ),
+    DeletionCompleted: DeletionCompleted(
+        request_id="request-2",
+        link_id=LINK.link_id,
+        requested=4,
+        counts=DeletionCounts(unshared=2, deprecated=1, failed=1),
         failures=FAILURES,
         completed_at=AT,
     ),

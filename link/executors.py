@@ -1,0 +1,275 @@
+"""Contains the two ways a link's requests are carried out: in-process or over Kafka.
+
+Without LINK_BROKER the library runs the services' own handlers in the user's
+process (embedded mode): one user needs no broker, and the rows go through the
+very same lifecycle steps. With LINK_BROKER it publishes requests and waits for
+the services' completion events.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import datajoint as dj
+from tqdm import tqdm
+
+from link.adapters.gateway import LinkGateway
+from link.adapters.kafka import Publisher, RequestListener, Topics, ensure_topics
+from link.config import LinkSettings
+from link.domain.events import (
+    BatchTransferred,
+    DeletionCompleted,
+    DeletionCounts,
+    DeletionRequested,
+    LinkRef,
+    PrimaryKey,
+    PullCompleted,
+    PullRequested,
+    PullStarted,
+    RequestRejected,
+    RowCounts,
+    RowFailure,
+)
+from link.domain.progress import PullProgress
+from link.errors import InvalidRequestError, RequestTimeoutError
+from link.service_layer.deletions import delete_rows
+from link.service_layer.pulls import start_pull, transfer_batch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What a finished pull did, summed over its requests."""
+
+    request_ids: tuple[str, ...]
+    requested: int
+    counts: RowCounts
+    failures: list[RowFailure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeletionResult:
+    """What a finished deletion did, summed over its requests."""
+
+    request_ids: tuple[str, ...]
+    requested: int
+    counts: DeletionCounts
+    failures: list[RowFailure] = field(default_factory=list)
+
+
+class Executor(Protocol):
+    """Carries a link's pulls and deletions out."""
+
+    def pull(self, keys: Sequence[PrimaryKey], progress: tqdm[Any]) -> PullResult:
+        """Pull the rows and return what happened to them."""
+
+    def delete(self, keys: Sequence[PrimaryKey]) -> DeletionResult:
+        """Delete the rows from the destination and return what happened."""
+
+
+def _new_request_ids(count: int) -> list[str]:
+    batch = uuid.uuid4().hex
+    return [f"{batch}-{index}" for index in range(count)]
+
+
+def _slices(keys: Sequence[PrimaryKey], size: int) -> list[list[PrimaryKey]]:
+    return [list(keys[start : start + size]) for start in range(0, len(keys), size)]
+
+
+def _sum_pulls(outcomes: Sequence[PullCompleted], requested: int) -> PullResult:
+    counts = RowCounts()
+    failures: list[RowFailure] = []
+    for outcome in outcomes:
+        counts = counts + outcome.counts
+        failures.extend(outcome.failures)
+    return PullResult(
+        request_ids=tuple(outcome.request_id for outcome in outcomes),
+        requested=requested,
+        counts=counts,
+        failures=failures,
+    )
+
+
+def _sum_deletions(
+    outcomes: Sequence[DeletionCompleted], requested: int
+) -> DeletionResult:
+    counts = DeletionCounts()
+    failures: list[RowFailure] = []
+    for outcome in outcomes:
+        counts = counts + outcome.counts
+        failures.extend(outcome.failures)
+    return DeletionResult(
+        request_ids=tuple(outcome.request_id for outcome in outcomes),
+        requested=requested,
+        counts=counts,
+        failures=failures,
+    )
+
+
+class EmbeddedExecutor:
+    """Runs the services' handlers in the user's process, on the user's connections."""
+
+    def __init__(
+        self,
+        ref: LinkRef,
+        source: dj.Instance,
+        destination: dj.Instance,
+        settings: LinkSettings,
+    ) -> None:
+        """Keep what the handlers need; the gateway is built on first use."""
+        self._ref = ref
+        self._source = source
+        self._destination = destination
+        self._settings = settings
+        self._gateway: LinkGateway | None = None
+
+    @property
+    def gateway(self) -> LinkGateway:
+        """Return the gateway over the user's own connections."""
+        if self._gateway is None:
+            self._gateway = LinkGateway(self._ref, self._source, self._destination)
+        return self._gateway
+
+    def pull(self, keys: Sequence[PrimaryKey], progress: tqdm[Any]) -> PullResult:
+        """Start and transfer every batch in turn, as the two services would."""
+        outcomes: list[PullCompleted] = []
+        chunks = _slices(keys, self._settings.request_size)
+        for request_id, chunk in zip(
+            _new_request_ids(len(chunks)), chunks, strict=True
+        ):
+            request = PullRequested(request_id=request_id, link=self._ref, keys=chunk)
+            started = start_pull(request, self.gateway, self._settings.batch_size)
+            state = PullProgress(request_id=request_id).with_start(started.started)
+            progress.update(started.started.counts.total)
+            for batch in started.batches:
+                result = transfer_batch(batch, self.gateway)
+                state = state.with_batch(result)
+                progress.update(result.counts.total)
+            completion = state.completion()
+            assert completion is not None, "every batch of the pull was transferred"
+            outcomes.append(completion)
+        return _sum_pulls(outcomes, len(keys))
+
+    def delete(self, keys: Sequence[PrimaryKey]) -> DeletionResult:
+        """Carry the deletion out as the deletion reconciler would."""
+        outcomes: list[DeletionCompleted] = []
+        chunks = _slices(keys, self._settings.request_size)
+        for request_id, chunk in zip(
+            _new_request_ids(len(chunks)), chunks, strict=True
+        ):
+            request = DeletionRequested(
+                request_id=request_id, link=self._ref, keys=chunk
+            )
+            outcomes.append(
+                delete_rows(request, self.gateway, self._settings.batch_size)
+            )
+        return _sum_deletions(outcomes, len(keys))
+
+
+class KafkaExecutor:
+    """Publishes requests to the link services and waits for their outcomes."""
+
+    def __init__(self, ref: LinkRef, settings: LinkSettings, broker: str) -> None:
+        """Keep the broker and topics; connections open per request."""
+        self._ref = ref
+        self._settings = settings
+        self._broker = broker
+        self._topics = Topics(settings.topic_prefix)
+        self._topics_ready = False
+
+    def _publish_and_wait(
+        self,
+        topic: str,
+        requests: Sequence[PullRequested | DeletionRequested],
+        progress: tqdm[Any] | None,
+    ) -> list[PullCompleted | DeletionCompleted]:
+        if not self._topics_ready:
+            ensure_topics(
+                self._broker, self._topics.all(), self._settings.topic_partitions
+            )
+            self._topics_ready = True
+        listener = RequestListener(
+            self._broker, (self._topics.completions, self._topics.pull_progress)
+        )
+        pending = {request.request_id for request in requests}
+        outcomes: dict[str, PullCompleted | DeletionCompleted] = {}
+        rejections: list[RequestRejected] = []
+        try:
+            publisher = Publisher(self._broker)
+            for request in requests:
+                publisher.publish(topic, request.request_id, request)
+            publisher.flush()
+            logger.info(
+                "link %s: published %d request(s) to %s, first id %s",
+                self._ref.link_id,
+                len(requests),
+                topic,
+                requests[0].request_id,
+            )
+            for event in listener.events(pending, self._settings.pull_timeout):
+                if isinstance(event, PullStarted | BatchTransferred):
+                    if progress is not None:
+                        progress.update(event.counts.total)
+                    continue
+                pending.discard(event.request_id)
+                if isinstance(event, RequestRejected):
+                    rejections.append(event)
+                else:
+                    outcomes[event.request_id] = event
+                if not pending:
+                    break
+        finally:
+            listener.close()
+        if rejections:
+            raise InvalidRequestError(
+                "The link services rejected the request: "
+                + "; ".join(
+                    f"{event.request_id}: {event.reason}" for event in rejections
+                )
+            )
+        if pending:
+            raise RequestTimeoutError(
+                f"No outcome arrived within {self._settings.pull_timeout:.0f} s for"
+                f" request(s) {', '.join(sorted(pending))} of link"
+                f" {self._ref.link_id}: are the link services running?"
+            )
+        return [outcomes[request.request_id] for request in requests]
+
+    def pull(self, keys: Sequence[PrimaryKey], progress: tqdm[Any]) -> PullResult:
+        """Publish pull requests and wait until every one is complete."""
+        chunks = _slices(keys, self._settings.request_size)
+        requests = [
+            PullRequested(request_id=request_id, link=self._ref, keys=chunk)
+            for request_id, chunk in zip(
+                _new_request_ids(len(chunks)), chunks, strict=True
+            )
+        ]
+        outcomes = self._publish_and_wait(
+            self._topics.pull_requests, requests, progress
+        )
+        return _sum_pulls(
+            [outcome for outcome in outcomes if isinstance(outcome, PullCompleted)],
+            len(keys),
+        )
+
+    def delete(self, keys: Sequence[PrimaryKey]) -> DeletionResult:
+        """Publish deletion requests and wait until every one is complete."""
+        chunks = _slices(keys, self._settings.request_size)
+        requests = [
+            DeletionRequested(request_id=request_id, link=self._ref, keys=chunk)
+            for request_id, chunk in zip(
+                _new_request_ids(len(chunks)), chunks, strict=True
+            )
+        ]
+        outcomes = self._publish_and_wait(
+            self._topics.deletion_requests, requests, None
+        )
+        return _sum_deletions(
+            [outcome for outcome in outcomes if isinstance(outcome, DeletionCompleted)],
+            len(keys),
+        )
