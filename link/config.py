@@ -64,6 +64,15 @@ class LinkSettings(BaseSettings):
         gt=0,
         description="Seconds .pull() waits for completions (LINK_PULL_TIMEOUT).",
     )
+    redrive_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Seconds between the deletion reconciler's scans for rows left"
+            " mid-way (LINK_REDRIVE_INTERVAL); stuck rows are re-driven after"
+            " two scans."
+        ),
+    )
     source_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(

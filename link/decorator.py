@@ -19,6 +19,7 @@ import datajoint as dj
 from datajoint.table import FreeTable
 from tqdm import tqdm
 
+from link.adapters.registry import register_link
 from link.adapters.servers import open_destination, open_source
 from link.adapters.tables import (
     declare_destination,
@@ -243,6 +244,7 @@ def link(
             destination_table=table_class.table_name,
             stores=store_map,
         )
+        register_link(destination.connection, ref)
         executor: Executor = (
             KafkaExecutor(ref, settings, settings.broker)
             if settings.broker

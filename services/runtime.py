@@ -58,6 +58,12 @@ class Databases:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function, *args)
 
+    def destination(self) -> dj.Instance:
+        """Return the destination connection; call on the worker thread only."""
+        if self._destination is None:
+            self._destination = open_destination()
+        return self._destination
+
     def gateway(self, link: LinkRef) -> LinkGateway:
         """Return the gateway of a link; call on the worker thread only."""
         address = self._settings.source_address(link.source_host)
@@ -73,9 +79,7 @@ class Databases:
             if source is None:
                 source = open_source(address, self._settings)
                 self._sources[address] = source
-            if self._destination is None:
-                self._destination = open_destination()
-            gateway = LinkGateway(link, source, self._destination)
+            gateway = LinkGateway(link, source, self.destination())
             self._gateways[identity] = gateway
         return gateway
 

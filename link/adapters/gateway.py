@@ -185,6 +185,25 @@ class LinkGateway:
             for key in keys
         }
 
+    def unfinished(self, limit: int) -> dict[Process, list[CanonicalKey]]:
+        """Return up to limit rows whose helper row is in PULL or DELETE."""
+        names = ", ".join(f"`{name}`" for name in self.codec.names)
+        rows = self._source.query(
+            f"SELECT {names}, process FROM {self.helper_table}"
+            " WHERE process IN ('PULL', 'DELETE') LIMIT %s",
+            args=(limit,),
+        ).fetchall()
+        found: dict[Process, list[CanonicalKey]] = {
+            Process.PULL: [],
+            Process.DELETE: [],
+        }
+        width = len(self.codec.names)
+        for row in rows:
+            found[Process(row[width])].append(
+                self.codec.canonical_from_sql(row[:width])
+            )
+        return found
+
     # -- helper writes (source server) --------------------------------------------
 
     def _update_helper(

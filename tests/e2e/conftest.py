@@ -50,6 +50,7 @@ def _service_environment(endpoints: Endpoints, prefix: str) -> dict[str, str]:
         "DJ_PORT": str(endpoints.destination_port),
         "DJ_USER": endpoints.destination_user,
         "DJ_PASS": endpoints.destination_password,
+        "LINK_REDRIVE_INTERVAL": "1",
         "PYTHONUNBUFFERED": "1",
     }
 

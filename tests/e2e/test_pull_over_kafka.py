@@ -159,3 +159,49 @@ def test_a_pull_of_a_row_with_a_wrong_key_is_rejected(
     with pytest.raises(InvalidRequestError, match="missing session_idx"):
         executor.pull([{"subject_id": 1}], tqdm(disable=True))
     assert len(table()) == 0
+
+
+def wait_until(condition: Any, timeout: float = 45.0) -> bool:
+    """Poll a condition until it holds or the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return bool(condition())
+
+
+@pytest.mark.usefixtures("over_kafka")
+def test_rows_left_mid_way_by_a_crash_are_redriven(
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+    source_admin: dj.Instance,
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    (table().source & "subject_id = 1").pull()
+    helper = f"`{schema_names.helper}`.`outbound`"
+    # As if the pull-request service died right after activating a row ...
+    source_admin.connection.query(
+        f"INSERT INTO {helper} (subject_id, session_idx, process) VALUES (2, 0, 'PULL')"
+    )
+    # ... and the reconciler right after starting a deletion.
+    source_admin.connection.query(
+        f"UPDATE {helper} SET process = 'DELETE' WHERE subject_id = 1 AND session_idx = 0"
+    )
+
+    def helper_process(key: str) -> Any:
+        row = source_admin.connection.query(
+            f"SELECT process FROM {helper} WHERE {key}"
+        ).fetchone()
+        return None if row is None else row[0]
+
+    pulled = "subject_id = 2 AND session_idx = 0"
+    deleted = "subject_id = 1 AND session_idx = 0"
+    assert wait_until(lambda: helper_process(pulled) == "NONE")
+    assert wait_until(lambda: helper_process(deleted) is None)
+    assert_rows_equal(
+        fetch_sorted(pipeline.Session, pulled), fetch_sorted(table() & pulled)
+    )
+    assert len(table() & deleted) == 0
+    assert len(table.Trial() & deleted) == 0
