@@ -187,7 +187,8 @@ def test_rows_left_mid_way_by_a_crash_are_redriven(
     )
     # ... and the reconciler right after starting a deletion.
     source_admin.connection.query(
-        f"UPDATE {helper} SET process = 'DELETE' WHERE subject_id = 1 AND session_idx = 0"
+        f"UPDATE {helper} SET process = 'DELETE'"
+        " WHERE subject_id = 1 AND session_idx = 0"
     )
 
     def helper_process(key: str) -> Any:
