@@ -266,7 +266,9 @@ class LinkGateway:
 
     def mark_deleting(self, keys: Sequence[CanonicalKey]) -> int:
         """Set process DELETE on shared rows (Shared or Tainted to Received)."""
-        return self._update_helper(keys, "process = 'DELETE'", "process = 'NONE'")
+        return self._update_helper(
+            keys, "process = 'DELETE'", "process = 'NONE' AND is_deprecated = 'FALSE'"
+        )
 
     def remove_helper(self, keys: Sequence[CanonicalKey]) -> int:
         """Delete the helper rows of unflagged deleted rows (Activated to Unshared)."""

@@ -101,11 +101,15 @@ class InMemoryGateway:
         return changed
 
     def mark_deleting(self, keys: Sequence[CanonicalKey]) -> int:
-        """Set process DELETE on rows in process NONE."""
+        """Set process DELETE on rows in process NONE that are not deprecated."""
         changed = 0
         for key in keys:
             row = self.helper.get(key)
-            if row is not None and row.process is Process.NONE:
+            if (
+                row is not None
+                and row.process is Process.NONE
+                and not row.is_deprecated
+            ):
                 self.helper[key] = dataclasses.replace(row, process=Process.DELETE)
                 changed += 1
         return changed
