@@ -17,6 +17,7 @@ from typing import Any
 
 import datajoint as dj
 from datajoint.table import FreeTable
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from link.adapters.registry import register_link
@@ -28,9 +29,14 @@ from link.adapters.tables import (
     quote,
 )
 from link.config import LinkSettings
-from link.domain.events import LinkRef, PrimaryKey
+from link.domain.events import LinkRef, PrimaryKey, RowFailure
 from link.domain.keys import KeyAttribute, KeyCodec, kind_of_sql_type
-from link.errors import LinkError, NoRowsError
+from link.errors import (
+    ConfigurationError,
+    IncompleteRequestError,
+    LinkError,
+    NoRowsError,
+)
 from link.executors import (
     DeletionResult,
     EmbeddedExecutor,
@@ -68,6 +74,14 @@ class LinkContext:
         return [codec.to_message(codec.canonical(key)) for key in primary_keys]
 
 
+def _first_failures(failures: list[RowFailure], shown: int = 3) -> str:
+    listed = "; ".join(
+        f"{failure.key}: {failure.reason}" for failure in failures[:shown]
+    )
+    more = f" (and {len(failures) - shown} more)" if len(failures) > shown else ""
+    return f"Failed: {listed}{more}."
+
+
 class SourceTable(FreeTable):  # type: ignore[misc]
     """The source table of a link, as seen from the destination side."""
 
@@ -101,14 +115,6 @@ class SourceTable(FreeTable):  # type: ignore[misc]
                 context.ref.link_id,
                 result.requested,
             )
-        if counts.failed:
-            logger.warning(
-                "link %s: %d of %d row(s) could not be pulled, first: %s",
-                context.ref.link_id,
-                counts.failed,
-                result.requested,
-                result.failures[0].reason if result.failures else "?",
-            )
         logger.info(
             "link %s requests %s: %d shared, %d tainted, %d deprecated,"
             " %d already shared, %d failed",
@@ -120,6 +126,13 @@ class SourceTable(FreeTable):  # type: ignore[misc]
             counts.already_shared,
             counts.failed,
         )
+        if counts.failed:
+            raise IncompleteRequestError(
+                f"{counts.failed} of {result.requested} row(s) could not be pulled"
+                f" from {context.ref.link_id}; the others were."
+                f" {_first_failures(result.failures)}",
+                result,
+            )
         return result
 
     @property
@@ -176,11 +189,11 @@ class LinkedTable:
             counts.failed,
         )
         if counts.failed:
-            logger.warning(
-                "link %s: %d row(s) could not be deleted, first: %s",
-                context.ref.link_id,
-                counts.failed,
-                result.failures[0].reason if result.failures else "?",
+            raise IncompleteRequestError(
+                f"{counts.failed} of {result.requested} row(s) could not be deleted"
+                f" from {context.ref.link_id}; the others were."
+                f" {_first_failures(result.failures)}",
+                result,
             )
         return counts.unshared + counts.deprecated
 
@@ -197,6 +210,18 @@ class LinkedTable:
             "The destination rows of a link are written by the link alone:"
             " pull them with .source.pull()."
         )
+
+
+def load_settings() -> LinkSettings:
+    """Read the link's settings from the environment, naming any bad variable."""
+    try:
+        return LinkSettings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"LINK_{str(issue['loc'][0]).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise ConfigurationError(f"Invalid link settings: {problems}") from None
 
 
 def link(
@@ -217,7 +242,7 @@ def link(
     store_map = dict(stores or {})
 
     def decorate(cls: type) -> type[Any]:
-        settings = LinkSettings()
+        settings = load_settings()
         source = open_source(source_host, settings)
         destination = open_destination()
         source_tables = find_source_tables(

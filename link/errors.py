@@ -19,12 +19,28 @@ class DestinationError(LinkError):
     """The destination server or its tables cannot be used as the link needs."""
 
 
+class RowsAlreadyCopiedError(DestinationError):
+    """Rows of a batch reached the destination meanwhile, copied by another worker."""
+
+
 class InvalidRequestError(LinkError):
     """A request cannot be carried out as written; nothing was changed."""
 
 
 class NoRowsError(InvalidRequestError):
     """A pull or delete matched no rows."""
+
+
+class IncompleteRequestError(LinkError):
+    """Some rows of a request could not be processed; the others were.
+
+    ``result`` holds the request's full outcome, with each failed key and why.
+    """
+
+    def __init__(self, message: str, result: object) -> None:
+        """Keep the outcome with the message."""
+        super().__init__(message)
+        self.result = result
 
 
 class RequestTimeoutError(LinkError):

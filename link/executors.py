@@ -236,7 +236,9 @@ class KafkaExecutor:
             raise RequestTimeoutError(
                 f"No outcome arrived within {self._settings.pull_timeout:.0f} s for"
                 f" request(s) {', '.join(sorted(pending))} of link"
-                f" {self._ref.link_id}: are the link services running?"
+                f" {self._ref.link_id}: are the link services running? The"
+                " requests stay queued in Kafka and are carried out once the"
+                " services run."
             )
         return [outcomes[request.request_id] for request in requests]
 

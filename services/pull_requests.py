@@ -47,6 +47,24 @@ def create_service(settings: LinkSettings) -> Service:
 
     async def start(event: EventT[bytes]) -> None:
         request: PullRequested = parse(PullRequested, event.message.value)
+        # A request id is carried out once. A repeated request is answered
+        # with the first one's outcome, or left to the first one under way.
+        # The lookup sees requests whose progress partition this worker owns:
+        # all of them with one pull-request worker.
+        known = progress_table.get(request.request_id)
+        if known is not None:
+            progress = PullProgress.model_validate(known)
+            if progress.outcome is not None:
+                await service.send(
+                    service.completions, request.request_id, progress.outcome
+                )
+            logger.info(
+                "link %s request %s: repeated request, %s",
+                request.link.link_id,
+                request.request_id,
+                "answered again" if progress.outcome else "first one under way",
+            )
+            return
 
         def activate() -> StartedPull:
             gateway = service.databases.gateway(request.link)
@@ -82,9 +100,10 @@ def create_service(settings: LinkSettings) -> Service:
         completion = progress.completion()
         if completion is not None:
             await service.send(service.completions, request_id, completion)
-            # Only the mark is kept once a request is complete, so that a late
-            # duplicate cannot announce it again.
-            progress = PullProgress(request_id=request_id, completed=True)
+            # Only the outcome is kept once a request is complete: a late
+            # duplicate event cannot announce it again, and a repeated request
+            # is answered with it.
+            progress = progress.settled(completion)
             logger.info(
                 "link %s request %s completed: %d requested, %d shared, %d tainted,"
                 " %d deprecated, %d already shared, %d failed",

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import datajoint as dj
 import faust
+import pymysql
 from faust.types import EventT
 from pydantic import BaseModel, ValidationError
 
@@ -28,7 +29,7 @@ from link.adapters.kafka import MAX_MESSAGE_BYTES, Topics, ensure_topics
 from link.adapters.servers import open_destination, open_source
 from link.config import LinkSettings
 from link.domain.events import DeadLetter, LinkRef, RequestRejected
-from link.errors import ConfigurationError, InvalidRequestError, LinkError
+from link.errors import BrokerError, ConfigurationError, InvalidRequestError, LinkError
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,38 @@ class Databases:
             gateway = LinkGateway(link, source, self.destination())
             self._gateways[identity] = gateway
         return gateway
+
+
+_TRANSIENT_SERVER_ERRORS = {
+    1205,  # lock wait timeout
+    1213,  # deadlock, rolled back
+    2003,  # cannot connect
+    2006,  # server has gone away
+    2013,  # lost connection during query
+}
+
+
+def is_transient(error: BaseException) -> bool:
+    """Return whether a failure may pass by itself, so that a retry is worth it."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, BrokerError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(seen, dj.errors.LostConnectionError):
+            return True
+        if isinstance(seen, pymysql.err.OperationalError) and seen.args:
+            return seen.args[0] in _TRANSIENT_SERVER_ERRORS
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def describe(error: BaseException) -> str:
+    """Return a reason for a requester: the link's own errors speak for themselves."""
+    if isinstance(error, LinkError):
+        return str(error)
+    if isinstance(error, dj.errors.DataJointError) and error.args:
+        return f"{type(error).__name__}: {error.args[0]}"
+    return f"{type(error).__name__}: {error}"
 
 
 def parse(model: type[BaseModel], payload: bytes | None) -> Any:
@@ -213,12 +246,18 @@ class Service:
     ) -> None:
         """Run a handler with the service's error policy.
 
-        A request that cannot be carried out as written is dead-lettered at once.
-        Any other failure (a server restarting, a lost connection) is retried
-        with growing pauses; when the retries are spent, on_give_up reports the
-        failure (or the message is rejected) and the message is dead-lettered, so
-        that the partition moves on and nothing is silently dropped.
+        A failure that a retry cannot cure (a request that cannot be carried
+        out as written, a missing table, a row the destination refuses) is
+        settled at once. A passing failure (a server restarting, a lost
+        connection) is retried with growing pauses. A settled failure is
+        reported by on_give_up (or, without it, rejected to the publisher) and
+        the message is dead-lettered, so that the partition moves on and
+        nothing is silently dropped.
         """
+        message = event.message
+        request_id = request_id_of(
+            message.value if isinstance(message.value, bytes) else b""
+        )
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
             try:
                 await handler()
@@ -227,23 +266,32 @@ class Service:
                 await self.reject(event, str(error))
                 return
             except Exception as error:
-                reason = f"{type(error).__name__}: {error}"
-                if delay is None:
-                    if on_give_up is not None:
-                        await on_give_up(reason)
-                        await self.dead_letter(event, reason)
-                    else:
-                        await self.reject(event, reason)
-                    return
-                logger.warning(
-                    "%s: attempt %d failed, retrying in %.0f s: %s",
-                    self.name,
-                    attempt + 1,
-                    delay,
-                    reason,
-                    exc_info=not isinstance(error, LinkError),
-                )
-                await asyncio.sleep(delay)
+                reason = describe(error)
+                if delay is not None and is_transient(error):
+                    logger.warning(
+                        "%s request %s: attempt %d failed, retrying in %.0f s: %s",
+                        self.name,
+                        request_id,
+                        attempt + 1,
+                        delay,
+                        reason,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                if not isinstance(error, LinkError):
+                    logger.error(
+                        "%s request %s failed: %s",
+                        self.name,
+                        request_id,
+                        reason,
+                        exc_info=error,
+                    )
+                if on_give_up is not None:
+                    await on_give_up(reason)
+                    await self.dead_letter(event, reason)
+                else:
+                    await self.reject(event, reason)
+                return
 
     def run(self) -> None:
         """Create the link's topics, then run the faust worker until stopped."""

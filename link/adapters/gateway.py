@@ -21,7 +21,7 @@ from link.adapters.tables import quote
 from link.domain.events import LinkRef
 from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, kind_of_sql_type
 from link.domain.lifecycle import HelperRow, Observation, Process
-from link.errors import DestinationError, SourceError
+from link.errors import DestinationError, RowsAlreadyCopiedError, SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +333,16 @@ class LinkGateway:
                     cursor.executemany(
                         f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows
                     )
+                except pymysql.err.IntegrityError as error:
+                    if error.args and error.args[0] == _DUPLICATE_ENTRY:
+                        raise RowsAlreadyCopiedError(
+                            f"Link {self.link.link_id}: some rows of the batch are"
+                            f" already in {table}; nothing of this batch was kept."
+                        ) from error
+                    raise DestinationError(
+                        f"Link {self.link.link_id}: writing {len(rows)} row(s) to"
+                        f" {table} failed, nothing of this batch was kept: {error}"
+                    ) from error
                 except pymysql.err.MySQLError as error:
                     raise DestinationError(
                         f"Link {self.link.link_id}: writing {len(rows)} row(s) to"

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from confluent_kafka import (
     Consumer,
@@ -102,7 +102,12 @@ def ensure_topics(
     """
     compacted = set(compacted)
     topics = [*topics, *sorted(compacted)]
-    admin = AdminClient({"bootstrap.servers": broker})
+    config: dict[str, Any] = {
+        "bootstrap.servers": broker,
+        "logger": logger,
+        "log_level": 2,
+    }
+    admin = AdminClient(config)
     try:
         existing = set(admin.list_topics(timeout=15).topics)
     except KafkaException as error:
@@ -144,6 +149,9 @@ class Publisher:
                 "enable.idempotence": True,
                 "message.max.bytes": MAX_MESSAGE_BYTES,
                 "logger": logger,
+                # Connection failures surface as BrokerError; librdkafka would
+                # otherwise log each reconnect attempt, many per second.
+                "log_level": 2,
             }
         )
 
@@ -195,6 +203,9 @@ class RequestListener:
                 "group.id": "link-request-listener",
                 "enable.auto.commit": False,
                 "logger": logger,
+                # Connection failures surface as BrokerError; librdkafka would
+                # otherwise log each reconnect attempt, many per second.
+                "log_level": 2,
             }
         )
         assignment = []

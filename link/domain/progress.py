@@ -29,6 +29,7 @@ class PullProgress(BaseModel):
     start: PullStarted | None = None
     batches: dict[int, BatchTransferred] = Field(default_factory=dict)
     completed: bool = False
+    outcome: PullCompleted | None = None
 
     def with_start(self, event: PullStarted) -> PullProgress:
         """Record that the pull started; a repeated start changes nothing."""
@@ -68,6 +69,11 @@ class PullProgress(BaseModel):
             failures=failures[:MAX_REPORTED_FAILURES],
         )
 
-    def marked_completed(self) -> PullProgress:
-        """Return this progress marked as announced, so that it is announced once."""
-        return self.model_copy(update={"completed": True})
+    def settled(self, outcome: PullCompleted) -> PullProgress:
+        """Return what is kept of a completed request: its outcome, not its batches."""
+        return PullProgress(
+            request_id=self.request_id,
+            link_id=self.link_id,
+            completed=True,
+            outcome=outcome,
+        )

@@ -36,7 +36,7 @@ from link.domain.lifecycle import (
     decide_pull_start,
     decide_transfer_step,
 )
-from link.errors import InvalidRequestError
+from link.errors import InvalidRequestError, RowsAlreadyCopiedError
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,27 @@ def _settled_outcome(state: State) -> str:
 def transfer_batch(
     request: TransferRequested, gateway: PullGateway
 ) -> BatchTransferred:
-    """Copy a batch of activated rows and finish their pull."""
+    """Copy a batch of activated rows and finish their pull.
+
+    When another worker copied some of the rows meanwhile (a redelivered or
+    repeated batch), the copy is refused as a whole and the batch is taken up
+    again from a fresh look at the rows.
+    """
+    try:
+        return _transfer_batch(request, gateway)
+    except RowsAlreadyCopiedError:
+        logger.info(
+            "link %s request %s batch %d: rows arrived meanwhile, looking again",
+            request.link.link_id,
+            request.request_id,
+            request.batch_index + 1,
+        )
+        return _transfer_batch(request, gateway)
+
+
+def _transfer_batch(
+    request: TransferRequested, gateway: PullGateway
+) -> BatchTransferred:
     codec = gateway.codec
     keys = canonical_keys(codec, request.keys)
     observations = gateway.observe(keys)

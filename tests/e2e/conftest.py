@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from tests.servers import REPOSITORY, Endpoints
 
@@ -105,3 +106,15 @@ def services(
     finally:
         for name in list(running.processes):
             stop_service(running, name)
+        delete_topics(endpoints.broker, prefix)
+
+
+def delete_topics(broker: str, prefix: str) -> None:
+    """Delete the topics of one test session, so that runs do not pile them up."""
+    admin = AdminClient({"bootstrap.servers": broker})
+    names = [
+        name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)
+    ]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result()

@@ -206,3 +206,43 @@ def test_rows_left_mid_way_by_a_crash_are_redriven(
     )
     assert len(table() & deleted) == 0
     assert len(table.Trial() & deleted) == 0
+
+
+def test_a_request_published_twice_is_carried_out_once(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    topics = Topics(over_kafka.topic_prefix)
+    request = PullRequested(
+        request_id=f"twice-{uuid.uuid4().hex}",
+        link=table._link_context.ref,
+        keys=[{"subject_id": 3, "session_idx": 1}],
+    )
+    producer = Producer({"bootstrap.servers": endpoints.broker})
+
+    def publish_and_read_outcomes(expected: int) -> list[Any]:
+        producer.produce(
+            topics.pull_requests,
+            key=request.request_id.encode(),
+            value=request.model_dump_json().encode(),
+        )
+        producer.flush(10)
+        wait_until(lambda: len(outcomes_of(request.request_id)) >= expected, timeout=30)
+        return outcomes_of(request.request_id)
+
+    def outcomes_of(request_id: str) -> list[Any]:
+        events = read_topic(endpoints.broker, topics.completions, 10_000, timeout=3)
+        return [event for event in events if event.get("request_id") == request_id]
+
+    first = publish_and_read_outcomes(1)
+    (table() & "subject_id = 3").delete()  # the row goes back to Unshared
+    second = publish_and_read_outcomes(2)
+
+    assert len(first) == 1
+    assert first[0]["counts"]["shared"] == 1
+    assert len(second) == 2
+    assert second[1]["counts"] == first[0]["counts"]
+    assert len(table()) == 0  # not pulled a second time

@@ -168,9 +168,13 @@ def test_recording_leaves_the_earlier_progress_unchanged() -> None:
 
     started_progress = empty.with_start(started(1))
     with_batch = started_progress.with_batch(batch(0, 1))
-    announced = with_batch.marked_completed()
+    outcome = with_batch.completion()
+    assert outcome is not None
+    announced = with_batch.settled(outcome)
 
     assert empty.start is None
     assert started_progress.batches == {}
     assert not with_batch.completed
     assert announced.completed
+    assert announced.outcome == outcome
+    assert announced.batches == {}
