@@ -19,4 +19,4 @@ out DJ_HOST "$LINK_BIND_HOST"
 out DJ_PORT "$LINK_DESTINATION_PORT"
 out DJ_USER "$DJ_USER"
 out DJ_PASS "$DJ_PASS"
-out LINK_SOURCE_HOSTS "$source_host" # source servers the services may reach
+out LINK_REGISTRY "$LINK_STATE_DIR/links.toml" # links the services accept

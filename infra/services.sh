@@ -19,6 +19,7 @@ start() {
   done
   eval "$("$LINK_ROOT/infra/env.sh")"
   mkdir -p "$LOGS" "$RUN"
+  write_registry
   for name in "${SERVICES[@]}"; do
     if pid=$(live_pid "$RUN/$name.pid" "$BIN/$name"); then
       log "$name: already running (pid $pid)"
@@ -40,6 +41,20 @@ start() {
       die "$name exited at start-up (log above: $LOGS/$name.log)"
     fi
   done
+}
+
+# The links the local services accept: any src_* table on the local source server,
+# with helper_* and dst_* schemas, the same families the link user's grants allow.
+write_registry() {
+  cat >"$LINK_REGISTRY" <<EOF
+# Written by infra/services.sh for the local stack; see link/registry.py.
+[[link]]
+name = "local"
+source_host = "$LINK_BIND_HOST:$LINK_SOURCE_PORT"
+source_schema = "src_*"
+helper_schema = "helper_*"
+destination_schema = "dst_*"
+EOF
 }
 
 stop() {

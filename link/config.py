@@ -9,10 +9,10 @@ user's pipeline does.
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from link.errors import ConfigurationError
 
@@ -73,30 +73,18 @@ class LinkSettings(BaseSettings):
             " two scans."
         ),
     )
-    source_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
+    registry: Path | None = Field(
+        default=None,
         description=(
-            "Source servers (host:port) the services may connect to; requests"
-            " naming any other are rejected (LINK_SOURCE_HOSTS, comma-separated)."
-            " An entry name=host:port lets requests that name the server as"
-            " users see it (name) reach it at the address the services use."
+            "The services' TOML file of accepted links (LINK_REGISTRY); requests"
+            " for any other link are rejected. See link/registry.py."
         ),
     )
-
-    @field_validator("source_hosts", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [host.strip() for host in value.split(",") if host.strip()]
-        return value
-
-    def source_address(self, name: str) -> str | None:
-        """Return where the services reach the named source server, if allowed."""
-        for entry in self.source_hosts:
-            alias, _, address = entry.partition("=")
-            if alias == name:
-                return address or alias
-        return None
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request the services read (LINK_MAX_REQUEST_BYTES).",
+    )
 
     def source_credentials(self) -> tuple[str, str]:
         """Return the source user and password, or say which variable is missing."""

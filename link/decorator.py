@@ -20,7 +20,7 @@ from datajoint.table import FreeTable
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from link.adapters.registry import register_link
+from link.adapters.link_records import register_link
 from link.adapters.servers import open_destination, open_source
 from link.adapters.tables import (
     declare_destination,

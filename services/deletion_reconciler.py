@@ -20,10 +20,11 @@ from functools import partial
 
 from faust.types import EventT, StreamT
 
-from link.adapters.registry import registered_links
+from link.adapters.link_records import registered_links
 from link.config import LinkSettings
 from link.domain.events import DeletionCompleted, DeletionRequested
 from link.domain.lifecycle import Process
+from link.errors import InvalidRequestError
 from link.service_layer.deletions import delete_batch, delete_rows
 from link.service_layer.redrive import RedrivenPull, StuckRowTracker, redrive_pull
 from services.runtime import Service, parse
@@ -55,7 +56,9 @@ def create_service(settings: LinkSettings) -> Service:
             await service.handle(event, partial(delete, event))
 
     async def delete(event: EventT[bytes]) -> None:
-        request: DeletionRequested = parse(DeletionRequested, event.message.value)
+        request: DeletionRequested = parse(
+            DeletionRequested, event.message.value, settings.max_request_bytes
+        )
 
         def carry_out() -> DeletionCompleted:
             gateway = service.databases.gateway(request.link)
@@ -68,8 +71,10 @@ def create_service(settings: LinkSettings) -> Service:
         found = Scan()
         destination = service.databases.destination()
         for link in registered_links(destination.connection):
-            if settings.source_address(link.source_host) is None:
-                continue
+            try:
+                service.registry.resolve(link)
+            except InvalidRequestError:
+                continue  # recorded by a user, but not accepted by the operators
             try:
                 gateway = service.databases.gateway(link)
                 stuck = tracker.stuck(link.link_id, gateway.unfinished(SCAN_LIMIT))

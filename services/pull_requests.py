@@ -17,8 +17,9 @@ from functools import partial
 from faust.types import EventT, StreamT
 from pydantic import RootModel
 
+from link.adapters.kafka import MAX_MESSAGE_BYTES
 from link.config import LinkSettings
-from link.domain.events import BatchTransferred, PullRequested, PullStarted
+from link.domain.events import BatchTransferred, LinkRef, PullRequested, PullStarted
 from link.domain.progress import PullProgress
 from link.service_layer.pulls import StartedPull, start_pull
 from services.runtime import Service, parse
@@ -46,7 +47,9 @@ def create_service(settings: LinkSettings) -> Service:
             await service.handle(event, partial(start, event))
 
     async def start(event: EventT[bytes]) -> None:
-        request: PullRequested = parse(PullRequested, event.message.value)
+        request: PullRequested = parse(
+            PullRequested, event.message.value, settings.max_request_bytes
+        )
         # A request id is carried out once. A repeated request is answered
         # with the first one's outcome, or left to the first one under way.
         # The lookup sees requests whose progress partition this worker owns:
@@ -60,7 +63,7 @@ def create_service(settings: LinkSettings) -> Service:
                 )
             logger.info(
                 "link %s request %s: repeated request, %s",
-                request.link.link_id,
+                link_name(request.link),
                 request.request_id,
                 "answered again" if progress.outcome else "first one under way",
             )
@@ -122,9 +125,14 @@ def create_service(settings: LinkSettings) -> Service:
     return service
 
 
+def link_name(link: LinkRef | str) -> str:
+    """Return a link's readable name, whether named in full or by registry name."""
+    return link if isinstance(link, str) else link.link_id
+
+
 def parse_progress(payload: bytes | None) -> ProgressEvent:
     """Parse a progress event of either kind."""
-    envelope: ProgressEnvelope = parse(ProgressEnvelope, payload)
+    envelope: ProgressEnvelope = parse(ProgressEnvelope, payload, MAX_MESSAGE_BYTES)
     return envelope.root
 
 

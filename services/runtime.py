@@ -28,8 +28,9 @@ from link.adapters.gateway import LinkGateway
 from link.adapters.kafka import MAX_MESSAGE_BYTES, Topics, ensure_topics
 from link.adapters.servers import open_destination, open_source
 from link.config import LinkSettings
-from link.domain.events import DeadLetter, LinkRef, RequestRejected
+from link.domain.events import REQUEST_VERSIONS, DeadLetter, LinkRef, RequestRejected
 from link.errors import BrokerError, ConfigurationError, InvalidRequestError, LinkError
+from link.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +40,13 @@ RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 """Seconds between attempts at a message whose handling failed for a passing cause."""
 
 
-class UnknownSourceError(InvalidRequestError):
-    """A request names a source server that the service is not configured for."""
-
-
 class Databases:
     """Owns the service's database connections, on its one worker thread."""
 
-    def __init__(self, settings: LinkSettings) -> None:
+    def __init__(self, settings: LinkSettings, registry: Registry) -> None:
         """Prepare the worker thread; connections open on first use."""
         self._settings = settings
+        self._registry = registry
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
         self._sources: dict[str, dj.Instance] = {}
         self._destination: dj.Instance | None = None
@@ -65,22 +63,17 @@ class Databases:
             self._destination = open_destination()
         return self._destination
 
-    def gateway(self, link: LinkRef) -> LinkGateway:
-        """Return the gateway of a link; call on the worker thread only."""
-        address = self._settings.source_address(link.source_host)
-        if address is None:
-            raise UnknownSourceError(
-                f"Link {link.link_id} names source server {link.source_host}, which"
-                " this service is not configured for (LINK_SOURCE_HOSTS)."
-            )
-        identity = link.model_dump_json()
+    def gateway(self, link: LinkRef | str) -> LinkGateway:
+        """Return the gateway of a registered link; call on the worker thread only."""
+        ref, address = self._registry.resolve(link)
+        identity = ref.model_dump_json()
         gateway = self._gateways.get(identity)
         if gateway is None:
             source = self._sources.get(address)
             if source is None:
                 source = open_source(address, self._settings)
                 self._sources[address] = source
-            gateway = LinkGateway(link, source, self.destination())
+            gateway = LinkGateway(ref, source, self.destination())
             self._gateways[identity] = gateway
         return gateway
 
@@ -117,26 +110,42 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def parse(model: type[BaseModel], payload: bytes | None) -> Any:
-    """Parse a message, raising InvalidRequestError with a readable reason."""
+def parse(model: type[BaseModel], payload: bytes | None, limit: int) -> Any:
+    """Parse a message, raising InvalidRequestError with a readable reason.
+
+    A request of an older schema version is read with that version's model
+    and upcast; a version the service does not know is refused, never guessed.
+    """
     if payload is None:
         raise InvalidRequestError("The message has no value.")
-    if len(payload) > MAX_MESSAGE_BYTES:
+    if len(payload) > limit:
         raise InvalidRequestError(
-            f"The message is {len(payload)} bytes, over the {MAX_MESSAGE_BYTES} limit."
+            f"The message is {len(payload)} bytes, over the {limit} byte limit"
+            " (LINK_MAX_REQUEST_BYTES): split its keys over several requests."
         )
     try:
         document = json.loads(payload)
     except ValueError as error:
         raise InvalidRequestError(f"The message is not valid JSON: {error}") from None
-    if isinstance(document, dict) and document.get("schema_version", 1) != 1:
+    if not isinstance(document, dict):
+        raise InvalidRequestError("The message is not a JSON object.")
+    versions = REQUEST_VERSIONS.get(model.__name__)
+    if versions is not None:
+        version = document.get("schema_version", max(versions))
+        if version not in versions:
+            readable = ", ".join(str(known) for known in versions)
+            raise InvalidRequestError(
+                f"Schema version {version!r} of {model.__name__} is not one this"
+                f" service reads (it reads {readable})."
+            )
+        model = versions[version]
+    elif document.get("schema_version", 1) != 1:
         raise InvalidRequestError(
             f"Schema version {document.get('schema_version')!r} of"
-            f" {document.get('type', 'this message')} is not one this service reads"
-            " (it reads version 1)."
+            f" {model.__name__} is not one this service reads (it reads 1)."
         )
     try:
-        return model.model_validate(document)
+        parsed = model.model_validate(document)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in issue['loc']) or 'message'}:"
@@ -146,6 +155,8 @@ def parse(model: type[BaseModel], payload: bytes | None) -> Any:
         raise InvalidRequestError(
             f"The message is not a valid {model.__name__}: {problems}"
         ) from None
+    upcast = getattr(parsed, "upcast", None)
+    return upcast() if upcast is not None else parsed
 
 
 def request_id_of(payload: bytes | None) -> str | None:
@@ -169,7 +180,13 @@ class Service:
         self.settings = settings
         self.broker = settings.broker
         self.topics = Topics(settings.topic_prefix)
-        self.databases = Databases(settings)
+        if settings.registry is None:
+            raise ConfigurationError(
+                "LINK_REGISTRY is not set: the services need the operators' file of"
+                " accepted links (see link/registry.py)."
+            )
+        self.registry = Registry.from_file(settings.registry)
+        self.databases = Databases(settings, self.registry)
         self.app = faust.App(
             f"{settings.topic_prefix}-{name}",
             broker=f"kafka://{settings.broker}",

@@ -14,6 +14,7 @@ from functools import partial
 
 from faust.types import EventT, StreamT
 
+from link.adapters.kafka import MAX_MESSAGE_BYTES
 from link.config import LinkSettings
 from link.domain.events import (
     BatchTransferred,
@@ -49,7 +50,9 @@ def create_service(settings: LinkSettings) -> Service:
             await service.handle(event, partial(transfer, event, batch), give_up)
 
     async def transfer(event: EventT[bytes], seen: list[TransferRequested]) -> None:
-        request: TransferRequested = parse(TransferRequested, event.message.value)
+        request: TransferRequested = parse(
+            TransferRequested, event.message.value, MAX_MESSAGE_BYTES
+        )
         seen[:] = [request]
 
         def copy() -> BatchTransferred:

@@ -47,7 +47,6 @@ class Endpoints:
         """Set the environment variables that the library and services read."""
         os.environ.update(
             LINK_SOURCE_HOST=self.source_host,
-            LINK_SOURCE_HOSTS=self.source_host,
             LINK_SOURCE_ADMIN_USER=self.source_admin_user,
             LINK_SOURCE_ADMIN_PASS=self.source_admin_password,
             LINK_USER=self.link_user,

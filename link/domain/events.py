@@ -88,19 +88,46 @@ class RowFailure(BaseModel):
     reason: str
 
 
+LinkName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+]
+"""The name of a link in the services' registry (LINK_REGISTRY)."""
+
+
 class PullRequested(Message):
     """A request to pull rows, named by primary key, from source to destination.
 
     Published to the ``link.pull-requests`` topic, keyed by ``request_id``.
+    Version 2 names the link in full or by its registry name; version 1
+    messages (full link only) are still accepted and read as version 2.
     """
 
+    schema_version: Literal[2] = Field(  # type: ignore[assignment]
+        default=2, description="Version of this message's schema."
+    )
     type: Literal["PullRequested"] = "PullRequested"
     request_id: RequestId = Field(
         description="Chosen by the publisher; correlates every later event."
     )
+    link: LinkRef | LinkName = Field(
+        description="The link in full, or the name of a registered link."
+    )
+    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
+    requested_at: datetime.datetime = Field(default_factory=_now)
+
+
+class PullRequestedV1(Message):
+    """Version 1 of PullRequested: the link in full. Read as version 2."""
+
+    type: Literal["PullRequested"] = "PullRequested"
+    request_id: RequestId
     link: LinkRef
     keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
     requested_at: datetime.datetime = Field(default_factory=_now)
+
+    def upcast(self) -> PullRequested:
+        """Return the same request as version 2."""
+        return PullRequested.model_validate(self.model_dump(exclude={"schema_version"}))
 
 
 class TransferRequested(Message):
@@ -210,16 +237,38 @@ class DeletionRequested(Message):
 
     Published to ``link.deletion-requests``, keyed by ``request_id``. Each row
     leaves the destination; its helper row is then removed, or marked
-    deprecated when the source has flagged the row.
+    deprecated when the source has flagged the row. Version 2 names the link
+    in full or by its registry name; version 1 (full link only) is read as 2.
     """
 
+    schema_version: Literal[2] = Field(  # type: ignore[assignment]
+        default=2, description="Version of this message's schema."
+    )
     type: Literal["DeletionRequested"] = "DeletionRequested"
     request_id: RequestId = Field(
         description="Chosen by the publisher; correlates every later event."
     )
+    link: LinkRef | LinkName = Field(
+        description="The link in full, or the name of a registered link."
+    )
+    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
+    requested_at: datetime.datetime = Field(default_factory=_now)
+
+
+class DeletionRequestedV1(Message):
+    """Version 1 of DeletionRequested: the link in full. Read as version 2."""
+
+    type: Literal["DeletionRequested"] = "DeletionRequested"
+    request_id: RequestId
     link: LinkRef
     keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
     requested_at: datetime.datetime = Field(default_factory=_now)
+
+    def upcast(self) -> DeletionRequested:
+        """Return the same request as version 2."""
+        return DeletionRequested.model_validate(
+            self.model_dump(exclude={"schema_version"})
+        )
 
 
 class DeletionCounts(BaseModel):
@@ -302,13 +351,21 @@ class DeadLetter(Message):
 
 PUBLIC_MESSAGES: tuple[type[Message], ...] = (
     PullRequested,
+    PullRequestedV1,
     TransferRequested,
     PullStarted,
     BatchTransferred,
     PullCompleted,
     DeletionRequested,
+    DeletionRequestedV1,
     DeletionCompleted,
     RequestRejected,
     DeadLetter,
 )
 """Every message model; each has a JSON Schema file in ``schemas/``."""
+
+REQUEST_VERSIONS: dict[str, dict[int, type[Message]]] = {
+    "PullRequested": {1: PullRequestedV1, 2: PullRequested},
+    "DeletionRequested": {1: DeletionRequestedV1, 2: DeletionRequested},
+}
+"""The versions of each request that the services read, oldest first."""

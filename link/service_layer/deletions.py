@@ -18,6 +18,7 @@ from link.domain.events import (
     DeletionCompleted,
     DeletionCounts,
     DeletionRequested,
+    LinkRef,
     RowFailure,
 )
 from link.domain.keys import CanonicalKey, KeyCodec
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 class DeletionGateway(Protocol):
     """What the deletion handler needs from the link's tables."""
 
+    link: LinkRef
     codec: KeyCodec
 
     def observe(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, Observation]:
@@ -76,7 +78,7 @@ def delete_rows(
     logger.info(
         "link %s request %s: deleted %d row(s): %d unshared, %d deprecated,"
         " %d already gone, %d failed",
-        request.link.link_id,
+        gateway.link.link_id,
         request.request_id,
         len(keys),
         counts.unshared,
@@ -86,7 +88,7 @@ def delete_rows(
     )
     return DeletionCompleted(
         request_id=request.request_id,
-        link_id=request.link.link_id,
+        link_id=gateway.link.link_id,
         requested=len(keys),
         counts=counts,
         failures=failures,

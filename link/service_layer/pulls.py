@@ -147,7 +147,7 @@ def start_pull(
     batches = [
         TransferRequested(
             request_id=request.request_id,
-            link=request.link,
+            link=gateway.link,
             batch_index=index,
             batch_count=len(slices),
             keys=[codec.to_message(key) for key in batch],
@@ -156,7 +156,7 @@ def start_pull(
     ]
     started = PullStarted(
         request_id=request.request_id,
-        link_id=request.link.link_id,
+        link_id=gateway.link.link_id,
         requested=len(keys),
         batch_count=len(batches),
         counts=tally.row_counts(),
@@ -165,7 +165,7 @@ def start_pull(
     logger.info(
         "link %s request %s: %d row(s) requested, %d activated, %d to transfer"
         " in %d batch(es), %d already shared, %d failed",
-        request.link.link_id,
+        gateway.link.link_id,
         request.request_id,
         len(keys),
         len(to_activate) + len(to_reactivate),
@@ -199,7 +199,7 @@ def transfer_batch(
     except RowsAlreadyCopiedError:
         logger.info(
             "link %s request %s batch %d: rows arrived meanwhile, looking again",
-            request.link.link_id,
+            gateway.link.link_id,
             request.request_id,
             request.batch_index + 1,
         )
@@ -258,7 +258,7 @@ def _transfer_batch(
 
     result = BatchTransferred(
         request_id=request.request_id,
-        link_id=request.link.link_id,
+        link_id=gateway.link.link_id,
         batch_index=request.batch_index,
         batch_count=request.batch_count,
         counts=tally.row_counts(),
@@ -267,7 +267,7 @@ def _transfer_batch(
     logger.info(
         "link %s request %s batch %d/%d: copied %d row(s) and %d part row(s),"
         " %d shared, %d tainted, %d deprecated, %d failed",
-        request.link.link_id,
+        gateway.link.link_id,
         request.request_id,
         request.batch_index + 1,
         request.batch_count,

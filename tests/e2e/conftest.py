@@ -39,14 +39,26 @@ class RunningServices:
         return "\n".join(text[-lines:])
 
 
-def _service_environment(endpoints: Endpoints, prefix: str) -> dict[str, str]:
+REGISTRY = """
+[[link]]
+name = "tests"
+source_host = "{source_host}"
+source_schema = "src_*"
+helper_schema = "helper_*"
+destination_schema = "dst_*"
+"""
+
+
+def _service_environment(
+    endpoints: Endpoints, prefix: str, registry: Path
+) -> dict[str, str]:
     return {
         **os.environ,
         "LINK_TOPIC_PREFIX": prefix,
         "LINK_BROKER": endpoints.broker,
         "LINK_USER": endpoints.link_user,
         "LINK_PASS": endpoints.link_password,
-        "LINK_SOURCE_HOSTS": endpoints.source_host,
+        "LINK_REGISTRY": str(registry),
         "DJ_HOST": endpoints.destination_host,
         "DJ_PORT": str(endpoints.destination_port),
         "DJ_USER": endpoints.destination_user,
@@ -98,7 +110,9 @@ def services(
     running = RunningServices(
         topic_prefix=prefix, logs={name: folder / f"{name}.log" for name in SERVICES}
     )
-    environment = _service_environment(endpoints, prefix)
+    registry = folder / "links.toml"
+    registry.write_text(REGISTRY.format(source_host=endpoints.source_host))
+    environment = _service_environment(endpoints, prefix, registry)
     try:
         for name in SERVICES:
             start_service(running, name, name, environment)

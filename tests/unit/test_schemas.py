@@ -21,10 +21,12 @@ from link.domain.events import (
     DeletionCompleted,
     DeletionCounts,
     DeletionRequested,
+    DeletionRequestedV1,
     LinkRef,
     Message,
     PullCompleted,
     PullRequested,
+    PullRequestedV1,
     PullStarted,
     RequestRejected,
     RowCounts,
@@ -59,6 +61,12 @@ FAILURES = [RowFailure(key={"subject_id": 9}, reason="not in the source table")]
 EXAMPLES: dict[type[Message], Message] = {
     PullRequested: PullRequested(
         request_id="request-1", link=LINK, keys=KEYS, requested_at=AT
+    ),
+    PullRequestedV1: PullRequestedV1(
+        request_id="request-1", link=LINK, keys=KEYS, requested_at=AT
+    ),
+    DeletionRequestedV1: DeletionRequestedV1(
+        request_id="request-2", link=LINK, keys=KEYS, requested_at=AT
     ),
     TransferRequested: TransferRequested(
         request_id="request-1", link=LINK, batch_index=1, batch_count=2, keys=KEYS
@@ -150,7 +158,8 @@ def test_every_model_has_a_file_and_every_file_a_model() -> None:
 def test_the_file_names_follow_the_message_types() -> None:
     name = schema_file_name(PullRequested)
 
-    assert name == "pull-requested.v1.json"
+    assert name == "pull-requested.v2.json"
+    assert schema_file_name(PullRequestedV1) == "pull-requested.v1.json"
     assert schema_file_name(RequestRejected) == "request-rejected.v1.json"
 
 
@@ -169,7 +178,8 @@ def test_a_schema_is_a_valid_draft_2020_12_schema_with_an_id(
 
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"].startswith("urn:datajoint-link:schema:")
-    assert schema["$id"].endswith(":v1")
+    version = model.model_fields["schema_version"].default
+    assert schema["$id"].endswith(f":v{version}")
 
 
 def test_the_schema_ids_differ() -> None:
@@ -204,7 +214,7 @@ def test_a_schema_rejects_an_unknown_field(model: type[Message]) -> None:
 @pytest.mark.parametrize("model", MODELS)
 def test_a_schema_rejects_another_schema_version(model: type[Message]) -> None:
     validator = Draft202012Validator(published_schema(model))
-    instance = {**example(model), "schema_version": 2}
+    instance = {**example(model), "schema_version": 99}
 
     valid = validator.is_valid(instance)
 
@@ -221,3 +231,22 @@ def test_a_schema_rejects_another_message_type(model: type[Message]) -> None:
     valid = validator.is_valid(instance)
 
     assert not valid
+
+
+def test_a_version_1_request_is_read_as_version_2() -> None:
+    old = PullRequestedV1(request_id="request-1", link=LINK, keys=KEYS, requested_at=AT)
+
+    new = old.upcast()
+
+    assert new.schema_version == 2
+    assert new.model_dump(exclude={"schema_version"}) == old.model_dump(
+        exclude={"schema_version"}
+    )
+
+
+def test_a_version_2_request_may_name_a_registered_link() -> None:
+    request = PullRequested.model_validate(
+        {"request_id": "r", "link": "sessions-to-lab-b", "keys": KEYS}
+    )
+
+    assert request.link == "sessions-to-lab-b"
