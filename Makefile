@@ -13,7 +13,7 @@ PY := $(VENV)/bin
 # Runs a command with the exports of infra/env.sh (broker, servers, accounts).
 WITH_ENV = eval "$$(infra/env.sh)" &&
 
-.PHONY: help venv up down status env clean-state test demo schemas services \
+.PHONY: help venv up down status env clean-state test demo schemas services asyncapi-spec \
 	services-stop format
 
 help: ## List the targets
@@ -47,7 +47,18 @@ env: ## Print exports for the local servers: eval "$(make -s env)"
 clean-state: ## Stop everything and delete .local (server data); keep .cache
 	infra/stack.sh clean
 
-test: venv up ## Format check, lint, type check and tests against the servers
+# The official AsyncAPI 3.0 JSON Schema, from the @asyncapi/specs npm package,
+# against which tests/unit/test_asyncapi.py validates schemas/asyncapi.json.
+ASYNCAPI_SPECS := 6.11.1
+ASYNCAPI_SCHEMA := .cache/asyncapi/package/schemas/3.0.0.json
+$(ASYNCAPI_SCHEMA):
+	mkdir -p .cache/asyncapi
+	cd .cache/asyncapi && npm pack --silent @asyncapi/specs@$(ASYNCAPI_SPECS) \
+		&& tar xzf asyncapi-specs-$(ASYNCAPI_SPECS).tgz
+
+asyncapi-spec: $(ASYNCAPI_SCHEMA) ## Fetch the official AsyncAPI 3.0 schema (npm)
+
+test: venv up $(ASYNCAPI_SCHEMA) ## Format check, lint, type check and tests against the servers
 	$(WITH_ENV) $(PY)/ruff format --check .
 	$(WITH_ENV) $(PY)/ruff check .
 	$(WITH_ENV) $(PY)/mypy

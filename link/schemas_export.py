@@ -16,7 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from link.asyncapi import asyncapi_document
 from link.domain.events import PUBLIC_MESSAGES, Message
+
+ASYNCAPI_VERSION = "1.0.0"
+"""The version of the public interface the AsyncAPI document describes."""
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 """Where the schema files live: ``schemas/`` at the repository root."""
@@ -60,8 +64,12 @@ def schema_of(model: type[Message]) -> dict[str, object]:
     return schema
 
 
+ASYNCAPI_FILE = "asyncapi.json"
+"""The AsyncAPI document's file name in ``schemas/``."""
+
+
 def render_schemas() -> dict[str, str]:
-    """Return the text of every schema file, by file name."""
+    """Return the text of every schema file and the AsyncAPI document, by name."""
     rendered: dict[str, str] = {}
     for model in PUBLIC_MESSAGES:
         name = schema_file_name(model)
@@ -69,6 +77,11 @@ def render_schemas() -> dict[str, str]:
             raise ValueError(f"Two message models would both write {name}.")
         text = json.dumps(schema_of(model), indent=2, sort_keys=True)
         rendered[name] = text + "\n"
+    document = asyncapi_document(
+        f"{ASYNCAPI_VERSION}",
+        {model: schema_file_name(model) for model in PUBLIC_MESSAGES},
+    )
+    rendered[ASYNCAPI_FILE] = json.dumps(document, indent=2) + "\n"
     return rendered
 
 
