@@ -118,7 +118,8 @@ def fill_pipeline(
             session_rows.append(
                 {
                     **key,
-                    "started": datetime.datetime(2025, 3, subject, 9 + session, 30),
+                    "started": datetime.datetime(2025, 3, 1, 9, 30)
+                    + datetime.timedelta(days=subject, hours=session),
                     "rig": f"rig-{session % 2}",
                     "sampling_rate": 1000.0 * (1 + session),
                     "settings": {"laser": session % 2 == 0, "gain": 2 + session},

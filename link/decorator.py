@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import datajoint as dj
 from datajoint.table import FreeTable
@@ -41,7 +41,9 @@ from link.executors import (
     DeletionResult,
     EmbeddedExecutor,
     Executor,
+    FinishedPull,
     KafkaExecutor,
+    PullHandle,
     PullResult,
 )
 
@@ -95,18 +97,44 @@ class SourceTable(FreeTable):  # type: ignore[misc]
         )
         self._link_context = context
 
-    def pull(self, *, display_progress: bool = False) -> PullResult:
-        """Pull the rows of this (restricted) source table to the destination."""
+    @overload
+    def pull(
+        self, *, display_progress: bool = False, wait: Literal[True] = True
+    ) -> PullResult: ...
+
+    @overload
+    def pull(
+        self, *, display_progress: bool = False, wait: Literal[False]
+    ) -> PullHandle | FinishedPull: ...
+
+    def pull(
+        self, *, display_progress: bool = False, wait: bool = True
+    ) -> PullResult | PullHandle | FinishedPull:
+        """Pull the rows of this (restricted) source table to the destination.
+
+        With ``wait=False`` it returns as soon as the requests are published: a
+        handle with the request ids, their ``status`` and ``wait(timeout)``. In
+        embedded mode the pull is carried out before it returns all the same.
+        """
         context = self._link_context
         keys = context.message_keys(self)
         if not keys:
             raise NoRowsError(
                 f"The pull from {context.ref.link_id} matched no rows of the source."
             )
+        executor = context.executor
+        if not wait:
+            if isinstance(executor, KafkaExecutor):
+                return executor.submit_pull(keys)
+            return FinishedPull(executor.pull(keys, tqdm(disable=True)))
         with tqdm(
             total=len(keys), disable=not display_progress, unit="row", desc="pull"
         ) as progress:
-            result = context.executor.pull(keys, progress)
+            result = executor.pull(keys, progress)
+        return self._report(result)
+
+    def _report(self, result: PullResult) -> PullResult:
+        context = self._link_context
         counts = result.counts
         if counts.already_shared == result.requested:
             logger.warning(

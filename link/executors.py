@@ -171,6 +171,115 @@ class EmbeddedExecutor:
         return _sum_deletions(outcomes, len(keys))
 
 
+class PendingRequests:
+    """Requests published to the services, and the outcomes heard so far."""
+
+    def __init__(
+        self,
+        listener: RequestListener,
+        request_ids: Sequence[str],
+        link_id: str,
+        progress: tqdm[Any] | None = None,
+    ) -> None:
+        """Follow the requests through an open listener."""
+        self._listener = listener
+        self._order = list(request_ids)
+        self._link_id = link_id
+        self._progress = progress
+        self.pending = set(request_ids)
+        self.outcomes: dict[str, PullCompleted | DeletionCompleted] = {}
+        self.rejections: list[RequestRejected] = []
+
+    @property
+    def status(self) -> str:
+        """Return "pending", "completed" or "rejected", from what was heard so far."""
+        if self.pending:
+            return "pending"
+        return "rejected" if self.rejections else "completed"
+
+    def listen(self, quiet_for: float) -> None:
+        """Take in events until none has come for quiet_for seconds, or all are in."""
+        if not self.pending:
+            return
+        for event in self._listener.events(self.pending, quiet_for):
+            if isinstance(event, PullStarted | BatchTransferred):
+                if self._progress is not None:
+                    self._progress.update(event.counts.total)
+                continue
+            self.pending.discard(event.request_id)
+            if isinstance(event, RequestRejected):
+                self.rejections.append(event)
+            else:
+                self.outcomes[event.request_id] = event
+            if not self.pending:
+                break
+        if not self.pending:
+            self._listener.close()
+
+    def wait(self, quiet_for: float) -> list[PullCompleted | DeletionCompleted]:
+        """Return every outcome; raise when nothing came for quiet_for seconds."""
+        self.listen(quiet_for)
+        if self.rejections:
+            raise InvalidRequestError(
+                "The link services rejected the request: "
+                + "; ".join(
+                    f"{event.request_id}: {event.reason}" for event in self.rejections
+                )
+            )
+        if self.pending:
+            raise RequestTimeoutError(
+                f"No news came for {quiet_for:.0f} s of request(s)"
+                f" {', '.join(sorted(self.pending))} of link {self._link_id}: are"
+                " the link services running? The requests stay queued in Kafka"
+                " and are carried out once the services run."
+            )
+        return [self.outcomes[request_id] for request_id in self._order]
+
+
+class PullHandle:
+    """A pull handed to the services and not waited for (``pull(wait=False)``)."""
+
+    def __init__(
+        self, pending: PendingRequests, requested: int, default_timeout: float
+    ) -> None:
+        """Keep the requests under way."""
+        self._pending = pending
+        self._requested = requested
+        self._default_timeout = default_timeout
+        self.request_ids = tuple(pending.pending)
+
+    @property
+    def status(self) -> str:
+        """Return "pending", "completed" or "rejected", without waiting."""
+        self._pending.listen(quiet_for=0.05)
+        return self._pending.status
+
+    def wait(self, timeout: float | None = None) -> PullResult:
+        """Wait for the pull's outcome; timeout is the longest wait without news."""
+        outcomes = self._pending.wait(
+            self._default_timeout if timeout is None else timeout
+        )
+        return _sum_pulls(
+            [outcome for outcome in outcomes if isinstance(outcome, PullCompleted)],
+            self._requested,
+        )
+
+
+class FinishedPull:
+    """A pull carried out before it was returned: embedded mode's ``wait=False``."""
+
+    status = "completed"
+
+    def __init__(self, result: PullResult) -> None:
+        """Keep the outcome."""
+        self.result = result
+        self.request_ids = result.request_ids
+
+    def wait(self, timeout: float | None = None) -> PullResult:
+        """Return the outcome at once."""
+        return self.result
+
+
 class KafkaExecutor:
     """Publishes requests to the link services and waits for their outcomes."""
 
@@ -182,68 +291,48 @@ class KafkaExecutor:
         self._topics = Topics(settings.topic_prefix)
         self._topics_ready = False
 
-    def _publish_and_wait(
+    def _publish(
         self,
         topic: str,
         requests: Sequence[PullRequested | DeletionRequested],
         progress: tqdm[Any] | None,
-    ) -> list[PullCompleted | DeletionCompleted]:
+    ) -> PendingRequests:
         if not self._topics_ready:
             ensure_topics(
                 self._broker, self._topics.all(), self._settings.topic_partitions
             )
             self._topics_ready = True
+        # The listener starts at the topics' current end before anything is
+        # published, so that no outcome can slip past it.
         listener = RequestListener(
             self._broker, (self._topics.completions, self._topics.pull_progress)
         )
-        pending = {request.request_id for request in requests}
-        outcomes: dict[str, PullCompleted | DeletionCompleted] = {}
-        rejections: list[RequestRejected] = []
         try:
             publisher = Publisher(self._broker)
             for request in requests:
                 publisher.publish(topic, request.request_id, request)
             publisher.flush()
-            logger.info(
-                "link %s: published %d request(s) to %s, first id %s",
-                self._ref.link_id,
-                len(requests),
-                topic,
-                requests[0].request_id,
-            )
-            for event in listener.events(pending, self._settings.pull_timeout):
-                if isinstance(event, PullStarted | BatchTransferred):
-                    if progress is not None:
-                        progress.update(event.counts.total)
-                    continue
-                pending.discard(event.request_id)
-                if isinstance(event, RequestRejected):
-                    rejections.append(event)
-                else:
-                    outcomes[event.request_id] = event
-                if not pending:
-                    break
-        finally:
+        except BaseException:
             listener.close()
-        if rejections:
-            raise InvalidRequestError(
-                "The link services rejected the request: "
-                + "; ".join(
-                    f"{event.request_id}: {event.reason}" for event in rejections
-                )
-            )
-        if pending:
-            raise RequestTimeoutError(
-                f"No outcome arrived within {self._settings.pull_timeout:.0f} s for"
-                f" request(s) {', '.join(sorted(pending))} of link"
-                f" {self._ref.link_id}: are the link services running? The"
-                " requests stay queued in Kafka and are carried out once the"
-                " services run."
-            )
-        return [outcomes[request.request_id] for request in requests]
+            raise
+        logger.info(
+            "link %s: published %d request(s) to %s, first id %s",
+            self._ref.link_id,
+            len(requests),
+            topic,
+            requests[0].request_id,
+        )
+        return PendingRequests(
+            listener,
+            [request.request_id for request in requests],
+            self._ref.link_id,
+            progress,
+        )
 
-    def pull(self, keys: Sequence[PrimaryKey], progress: tqdm[Any]) -> PullResult:
-        """Publish pull requests and wait until every one is complete."""
+    def submit_pull(
+        self, keys: Sequence[PrimaryKey], progress: tqdm[Any] | None = None
+    ) -> PullHandle:
+        """Publish pull requests and return at once with a handle on them."""
         chunks = _slices(keys, self._settings.request_size)
         requests = [
             PullRequested(request_id=request_id, link=self._ref, keys=chunk)
@@ -251,13 +340,12 @@ class KafkaExecutor:
                 _new_request_ids(len(chunks)), chunks, strict=True
             )
         ]
-        outcomes = self._publish_and_wait(
-            self._topics.pull_requests, requests, progress
-        )
-        return _sum_pulls(
-            [outcome for outcome in outcomes if isinstance(outcome, PullCompleted)],
-            len(keys),
-        )
+        pending = self._publish(self._topics.pull_requests, requests, progress)
+        return PullHandle(pending, len(keys), self._settings.pull_timeout)
+
+    def pull(self, keys: Sequence[PrimaryKey], progress: tqdm[Any]) -> PullResult:
+        """Publish pull requests and wait until every one is complete."""
+        return self.submit_pull(keys, progress).wait()
 
     def delete(self, keys: Sequence[PrimaryKey]) -> DeletionResult:
         """Publish deletion requests and wait until every one is complete."""
@@ -268,9 +356,8 @@ class KafkaExecutor:
                 _new_request_ids(len(chunks)), chunks, strict=True
             )
         ]
-        outcomes = self._publish_and_wait(
-            self._topics.deletion_requests, requests, None
-        )
+        pending = self._publish(self._topics.deletion_requests, requests, None)
+        outcomes = pending.wait(self._settings.pull_timeout)
         return _sum_deletions(
             [outcome for outcome in outcomes if isinstance(outcome, DeletionCompleted)],
             len(keys),

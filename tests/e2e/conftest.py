@@ -31,6 +31,7 @@ class RunningServices:
 
     topic_prefix: str
     logs: dict[str, Path]
+    environment: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
@@ -64,6 +65,8 @@ def _service_environment(
         "DJ_USER": endpoints.destination_user,
         "DJ_PASS": endpoints.destination_password,
         "LINK_REDRIVE_INTERVAL": "1",
+        # Small batches, so that a modest pull spreads over several workers.
+        "LINK_BATCH_SIZE": "25",
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -113,6 +116,7 @@ def services(
     registry = folder / "links.toml"
     registry.write_text(REGISTRY.format(source_host=endpoints.source_host))
     environment = _service_environment(endpoints, prefix, registry)
+    running.environment = environment
     try:
         for name in SERVICES:
             start_service(running, name, name, environment)

@@ -1,0 +1,184 @@
+"""Other systems drive a link through Kafka alone; transfers scale out.
+
+A non-Python client (kcat, from Debian's packages) publishes a plain JSON pull
+request and reads its completion. A large pull spreads over three transfer
+workers, one of which stops half way; every row and part arrives exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from typing import Any
+
+import datajoint as dj
+import pytest
+
+from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
+from link import link
+from link.adapters.kafka import Topics
+from link.executors import PullHandle
+from tests.conftest import SchemaNames
+from tests.e2e.conftest import RunningServices, start_service, stop_service
+from tests.helpers import assert_rows_equal, fetch_sorted
+from tests.servers import Endpoints
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def over_kafka(
+    services: RunningServices, link_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> RunningServices:
+    """Point the library at the services' topics."""
+    monkeypatch.setenv("LINK_TOPIC_PREFIX", services.topic_prefix)
+    monkeypatch.setenv("LINK_PULL_TIMEOUT", "60")
+    return services
+
+
+def linked_session(endpoints: Endpoints, names: SchemaNames) -> Any:
+    @link(
+        endpoints.source_host, names.source, names.helper, "Outbound", names.destination
+    )
+    class Session:
+        """Sessions shared by the source lab."""
+
+    return Session
+
+
+def kcat(*arguments: str, stdin: str | None = None) -> str:
+    """Run kcat and return what it printed."""
+    executable = shutil.which("kcat")
+    assert executable is not None, "kcat is not installed (apt-get install kcat)"
+    completed = subprocess.run(
+        [executable, *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return completed.stdout
+
+
+def test_a_plain_json_request_from_kcat_is_carried_out(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+) -> None:
+    pipeline = declare_pipeline(source_admin, schema_names.source)
+    fill_pipeline(pipeline, subjects=2, sessions_per_subject=2, trials_per_session=2)
+    table = linked_session(endpoints, schema_names)
+    topics = Topics(over_kafka.topic_prefix)
+    request_id = f"kcat-{uuid.uuid4().hex}"
+    request = {
+        "type": "PullRequested",
+        "schema_version": 2,
+        "request_id": request_id,
+        "link": json.loads(table._link_context.ref.model_dump_json()),
+        "keys": [
+            {"subject_id": 2, "session_idx": 0},
+            {"subject_id": 2, "session_idx": 1},
+        ],
+    }
+
+    kcat(
+        "-b", endpoints.broker, "-P", "-t", topics.pull_requests, "-k", request_id,
+        "-X", "topic.partitioner=murmur2_random",
+        stdin=json.dumps(request) + "\n",
+    )  # fmt: skip
+
+    completion = None
+    deadline = time.monotonic() + 60
+    while completion is None and time.monotonic() < deadline:
+        lines = kcat(
+            "-b", endpoints.broker, "-C", "-t", topics.completions,
+            "-o", "beginning", "-e", "-q", "-f", "%k\\t%s\\n",
+        ).splitlines()  # fmt: skip
+        found = [
+            line.split("\t", 1)[1] for line in lines if line.startswith(request_id)
+        ]
+        completion = json.loads(found[0]) if found else None
+        time.sleep(0.5)
+    assert completion is not None, "no completion for the kcat request"
+    assert completion["type"] == "PullCompleted"
+    assert completion["counts"]["shared"] == 2
+    assert_rows_equal(
+        fetch_sorted(pipeline.Session, "subject_id = 2"), fetch_sorted(table())
+    )
+
+
+def test_pull_without_waiting_returns_a_handle(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+) -> None:
+    pipeline = declare_pipeline(source_admin, schema_names.source)
+    fill_pipeline(pipeline, subjects=2, sessions_per_subject=3, trials_per_session=2)
+    table = linked_session(endpoints, schema_names)
+
+    handle = table().source.pull(wait=False)
+
+    assert isinstance(handle, PullHandle)
+    assert handle.status in ("pending", "completed")
+    assert len(handle.request_ids) == 1
+    result = handle.wait(timeout=60)
+    assert handle.status == "completed"
+    assert result.counts.shared == 6
+    assert len(table()) == 6
+
+
+def test_a_large_pull_survives_a_transfer_worker_stopping_half_way(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+) -> None:
+    pipeline: SourcePipeline = declare_pipeline(source_admin, schema_names.source)
+    fill_pipeline(
+        pipeline,
+        subjects=40,
+        sessions_per_subject=25,
+        trials_per_session=3,
+        samples_per_trace=64,
+    )
+    table = linked_session(endpoints, schema_names)
+    extra = ("transfer-2", "transfer-3")
+    for name in extra:
+        over_kafka.logs[name] = over_kafka.logs["transfer"].with_name(f"{name}.log")
+        start_service(over_kafka, "transfer", name, over_kafka.environment)
+    try:
+        handle = table().source.pull(wait=False)
+        assert isinstance(handle, PullHandle)
+        deadline = time.monotonic() + 60
+        while len(table()) < 300 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stop_service(over_kafka, "transfer-2")  # half way through the pull
+
+        result = handle.wait(timeout=120)
+    finally:
+        for name in extra:
+            if name in over_kafka.processes:
+                stop_service(over_kafka, name)
+
+    assert result.counts.shared == 1000
+    assert result.counts.failed == 0
+    assert len(table()) == 1000
+    assert len(table.Trial()) == 3000
+    assert len(table.Stimulus()) == 1000
+    unfinished = source_admin.connection.query(
+        f"SELECT COUNT(*) FROM `{schema_names.helper}`.`outbound`"
+        " WHERE process <> 'NONE'"
+    ).fetchone()
+    assert unfinished == (0,)
+    assert_rows_equal(
+        fetch_sorted(pipeline.Session.Trial, "subject_id = 17"),
+        fetch_sorted(table.Trial(), "subject_id = 17"),
+    )
+    logs = {name: over_kafka.logs[name].read_text() for name in ("transfer", *extra)}
+    assert all("batch" in text for text in logs.values()), "a worker took no batch"
