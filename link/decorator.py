@@ -26,6 +26,7 @@ from link.adapters.tables import (
     declare_destination,
     declare_helper,
     find_source_tables,
+    plan_destination,
     quote,
 )
 from link.config import LinkSettings
@@ -276,6 +277,15 @@ def link(
         source_tables = find_source_tables(
             source.connection, source_schema, cls.__name__
         )
+        # Everything that can refuse the link is checked before the first write.
+        plan = plan_destination(
+            destination.connection,
+            source.connection,
+            destination_schema,
+            cls.__name__,
+            source_tables,
+            store_map,
+        )
         helper = declare_helper(source, helper_schema, helper_table, source_tables)
         table_class = declare_destination(
             destination,
@@ -286,6 +296,7 @@ def link(
             store_map,
             bases=(LinkedTable,),
             namespace={"__doc__": cls.__doc__, "__module__": cls.__module__},
+            plan=plan,
         )
         ref = LinkRef(
             source_host=source_host,

@@ -51,6 +51,19 @@ def _stored(table: dj.FreeTable) -> list[str]:
     ]
 
 
+def _select_list(table: dj.FreeTable, columns: Sequence[str]) -> str:
+    """Return a select list that reads the columns' stored values exactly."""
+    attributes = table.heading.attributes
+    # MariaDB sends FLOAT values rounded to six significant digits, which the
+    # copy would store back rounded; read as DOUBLE they arrive exactly.
+    return ", ".join(
+        f"CAST(`{name}` AS DOUBLE)"
+        if str(attributes[name].type).lower().startswith("float")
+        else f"`{name}`"
+        for name in columns
+    )
+
+
 @dataclass(frozen=True)
 class PartPair:
     """A source part table and the destination part table it is copied to."""
@@ -89,6 +102,13 @@ class LinkGateway:
         )
         self.columns = _columns(master)
         self.parts = tuple(self._part_pairs())
+        self._selects = {
+            table: _select_list(dj.FreeTable(self._source, table), columns)
+            for table, columns in (
+                (self.source_table, self.columns),
+                *((pair.source, pair.columns) for pair in self.parts),
+            )
+        }
         stored = _stored(master) + [
             name
             for pair in self.parts
@@ -105,11 +125,14 @@ class LinkGateway:
 
     def _part_pairs(self) -> Iterator[PartPair]:
         rows = self._source.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
-            " AND table_name LIKE %s",
-            args=(self.link.source_schema, self.link.source_table + "\\_\\_%"),
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            args=(self.link.source_schema,),
         ).fetchall()
+        # Compared in Python: in LIKE, the '_' of a tier prefix is a wildcard.
+        prefix = self.link.source_table + "__"
         for (name,) in sorted(rows):
+            if not name.startswith(prefix):
+                continue
             suffix = name[len(self.link.source_table) + 2 :]
             if "__" in suffix:
                 continue
@@ -288,7 +311,7 @@ class LinkGateway:
     def _fetch(
         self, table: str, columns: Sequence[str], keys: Sequence[CanonicalKey]
     ) -> list[tuple[Any, ...]]:
-        select = ", ".join(f"`{name}`" for name in columns)
+        select = self._selects[table]
         rows: list[tuple[Any, ...]] = []
         for chunk in chunked(keys, QUERY_CHUNK):
             condition, args = self._condition(chunk)

@@ -240,11 +240,6 @@ def test_every_tier_links_to_a_manual_table_named_without_the_prefix(
     assert_rows_equal(fetch_sorted(recording.Channel), fetch_sorted(table.Channel()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway: the part tables are found with LIKE, where the '_' of a"
-    " tier prefix matches any letter; see the report on link/adapters/gateway.py",
-)
 @pytest.mark.usefixtures("link_environment")
 def test_parts_of_a_table_whose_name_only_looks_alike_are_not_copied(
     endpoints: Endpoints,
@@ -624,11 +619,6 @@ def test_an_existing_destination_with_another_heading_is_refused(
     assert destination_tables(destination_admin, schema_names.destination) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decorator: the helper table is declared before the destination is"
-    " checked; see the report on link/decorator.py (plan_destination first)",
-)
 @pytest.mark.usefixtures("link_environment")
 def test_a_refused_destination_leaves_the_source_server_unchanged(
     endpoints: Endpoints,

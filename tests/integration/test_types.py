@@ -456,11 +456,6 @@ def test_raw_column_values_are_the_same_on_both_servers(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway: MariaDB sends FLOAT values rounded to 6 digits, and the raw"
-    " copy writes them back rounded; see the report on link/adapters/gateway.py",
-)
 @pytest.mark.usefixtures("link_environment")
 def test_float32_values_arrive_bit_for_bit(
     endpoints: Endpoints,
