@@ -7,7 +7,11 @@ from typing import Any
 import datajoint as dj
 import numpy as np
 
+from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
+from link import link
 from link.adapters.servers import split_host
+from tests.conftest import SchemaNames
+from tests.servers import Endpoints
 
 
 def fetch_sorted(table: Any, restriction: Any = None) -> list[dict[str, Any]]:
@@ -37,3 +41,33 @@ def link_user_instance(source_host: str, user: str, password: str) -> dj.Instanc
     """Return a connection to the source server as the link user."""
     host, port = split_host(source_host)
     return dj.Instance(host, user, password, port=port, safemode=False)
+
+
+def filled_pipeline(
+    source_admin: dj.Instance, names: SchemaNames, **sizes: int
+) -> SourcePipeline:
+    """Declare and fill the demo pipeline in a test's fresh source schema."""
+    pipeline = declare_pipeline(source_admin, names.source)
+    fill_pipeline(pipeline, **sizes)
+    return pipeline
+
+
+def linked_session(
+    endpoints: Endpoints,
+    names: SchemaNames,
+    helper: str = "Outbound",
+    destination_suffix: str = "",
+) -> Any:
+    """Link the pipeline's Session table; another suffix makes another link."""
+
+    @link(
+        endpoints.source_host,
+        names.source,
+        names.helper,
+        helper,
+        names.destination + destination_suffix,
+    )
+    class Session:
+        """Sessions shared by the source lab."""
+
+    return Session

@@ -94,7 +94,17 @@ LinkName = Annotated[
 """The name of a link in the services' registry (LINK_REGISTRY)."""
 
 
-class PullRequested(Message):
+class Request(Message):
+    """What every request has: an id chosen by its publisher, and the rows it names."""
+
+    request_id: RequestId = Field(
+        description="Chosen by the publisher; correlates every later event."
+    )
+    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
+    requested_at: datetime.datetime = Field(default_factory=_now)
+
+
+class PullRequested(Request):
     """A request to pull rows, named by primary key, from source to destination.
 
     Published to the ``link.pull-requests`` topic, keyed by ``request_id``.
@@ -106,24 +116,16 @@ class PullRequested(Message):
         default=2, description="Version of this message's schema."
     )
     type: Literal["PullRequested"] = "PullRequested"
-    request_id: RequestId = Field(
-        description="Chosen by the publisher; correlates every later event."
-    )
     link: LinkRef | LinkName = Field(
         description="The link in full, or the name of a registered link."
     )
-    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
-    requested_at: datetime.datetime = Field(default_factory=_now)
 
 
-class PullRequestedV1(Message):
+class PullRequestedV1(Request):
     """Version 1 of PullRequested: the link in full. Read as version 2."""
 
     type: Literal["PullRequested"] = "PullRequested"
-    request_id: RequestId
     link: LinkRef
-    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
-    requested_at: datetime.datetime = Field(default_factory=_now)
 
     def upcast(self) -> PullRequested:
         """Return the same request as version 2."""
@@ -232,7 +234,7 @@ class PullCompleted(Message):
     completed_at: datetime.datetime = Field(default_factory=_now)
 
 
-class DeletionRequested(Message):
+class DeletionRequested(Request):
     """A request to delete rows, named by primary key, from the destination.
 
     Published to ``link.deletion-requests``, keyed by ``request_id``. Each row
@@ -245,24 +247,16 @@ class DeletionRequested(Message):
         default=2, description="Version of this message's schema."
     )
     type: Literal["DeletionRequested"] = "DeletionRequested"
-    request_id: RequestId = Field(
-        description="Chosen by the publisher; correlates every later event."
-    )
     link: LinkRef | LinkName = Field(
         description="The link in full, or the name of a registered link."
     )
-    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
-    requested_at: datetime.datetime = Field(default_factory=_now)
 
 
-class DeletionRequestedV1(Message):
+class DeletionRequestedV1(Request):
     """Version 1 of DeletionRequested: the link in full. Read as version 2."""
 
     type: Literal["DeletionRequested"] = "DeletionRequested"
-    request_id: RequestId
     link: LinkRef
-    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
-    requested_at: datetime.datetime = Field(default_factory=_now)
 
     def upcast(self) -> DeletionRequested:
         """Return the same request as version 2."""

@@ -12,53 +12,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
 
 from link.domain.events import (
     DeletionCompleted,
     DeletionCounts,
     DeletionRequested,
-    LinkRef,
     RowFailure,
 )
-from link.domain.keys import CanonicalKey, KeyCodec
+from link.domain.keys import CanonicalKey
 from link.domain.lifecycle import (
     DeletionStep,
-    HelperRow,
     InconsistentRowError,
-    Observation,
     decide_deletion_step,
 )
+from link.service_layer.ports import DeletionGateway
 from link.service_layer.pulls import canonical_keys
 
 logger = logging.getLogger(__name__)
-
-
-class DeletionGateway(Protocol):
-    """What the deletion handler needs from the link's tables."""
-
-    link: LinkRef
-    codec: KeyCodec
-
-    def observe(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, Observation]:
-        """Return where each row is present."""
-
-    def read_helper(
-        self, keys: Sequence[CanonicalKey]
-    ) -> dict[CanonicalKey, HelperRow]:
-        """Return the helper rows of the keys that have one."""
-
-    def mark_deleting(self, keys: Sequence[CanonicalKey]) -> int:
-        """Set process DELETE on shared rows."""
-
-    def remove_from_destination(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
-        """Delete rows and their parts from the destination."""
-
-    def remove_helper(self, keys: Sequence[CanonicalKey]) -> int:
-        """Delete the helper rows of unflagged deleted rows."""
-
-    def deprecate(self, keys: Sequence[CanonicalKey]) -> int:
-        """Mark flagged rows out of the destination as deprecated."""
 
 
 def delete_rows(

@@ -12,11 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from link.domain.events import (
     BatchTransferred,
-    LinkRef,
     PrimaryKey,
     PullRequested,
     PullStarted,
@@ -26,9 +24,7 @@ from link.domain.events import (
 )
 from link.domain.keys import CanonicalKey, KeyCodec
 from link.domain.lifecycle import (
-    HelperRow,
     InconsistentRowError,
-    Observation,
     PullStart,
     State,
     TransferStep,
@@ -37,38 +33,9 @@ from link.domain.lifecycle import (
     decide_transfer_step,
 )
 from link.errors import InvalidRequestError, RowsAlreadyCopiedError
+from link.service_layer.ports import PullGateway
 
 logger = logging.getLogger(__name__)
-
-
-class PullGateway(Protocol):
-    """What the pull handlers need from the link's tables."""
-
-    link: LinkRef
-    codec: KeyCodec
-
-    def observe(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, Observation]:
-        """Return where each row is present."""
-
-    def read_helper(
-        self, keys: Sequence[CanonicalKey]
-    ) -> dict[CanonicalKey, HelperRow]:
-        """Return the helper rows of the keys that have one."""
-
-    def activate(self, keys: Sequence[CanonicalKey]) -> int:
-        """Insert helper rows with process PULL."""
-
-    def reactivate(self, keys: Sequence[CanonicalKey]) -> int:
-        """Put deprecated, unflagged rows back into process PULL."""
-
-    def finish(self, keys: Sequence[CanonicalKey]) -> int:
-        """Set process NONE on received rows."""
-
-    def deprecate(self, keys: Sequence[CanonicalKey]) -> int:
-        """Mark flagged rows that never arrived as deprecated."""
-
-    def copy(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
-        """Copy rows and their parts to the destination."""
 
 
 def canonical_keys(codec: KeyCodec, keys: Sequence[PrimaryKey]) -> list[CanonicalKey]:

@@ -103,6 +103,16 @@ def stop_service(services: RunningServices, name: str) -> None:
         process.wait()
 
 
+@pytest.fixture
+def over_kafka(
+    services: RunningServices, link_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> RunningServices:
+    """Point the library at the services' topics."""
+    monkeypatch.setenv("LINK_TOPIC_PREFIX", services.topic_prefix)
+    monkeypatch.setenv("LINK_PULL_TIMEOUT", "60")
+    return services
+
+
 @pytest.fixture(scope="session")
 def services(
     endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory

@@ -12,41 +12,23 @@ import shutil
 import subprocess
 import time
 import uuid
-from typing import Any
 
 import datajoint as dj
 import pytest
 
 from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
-from link import link
 from link.adapters.kafka import Topics
 from link.executors import PullHandle
 from tests.conftest import SchemaNames
 from tests.e2e.conftest import RunningServices, start_service, stop_service
-from tests.helpers import assert_rows_equal, fetch_sorted
+from tests.helpers import (
+    assert_rows_equal,
+    fetch_sorted,
+    linked_session,
+)
 from tests.servers import Endpoints
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def over_kafka(
-    services: RunningServices, link_environment: None, monkeypatch: pytest.MonkeyPatch
-) -> RunningServices:
-    """Point the library at the services' topics."""
-    monkeypatch.setenv("LINK_TOPIC_PREFIX", services.topic_prefix)
-    monkeypatch.setenv("LINK_PULL_TIMEOUT", "60")
-    return services
-
-
-def linked_session(endpoints: Endpoints, names: SchemaNames) -> Any:
-    @link(
-        endpoints.source_host, names.source, names.helper, "Outbound", names.destination
-    )
-    class Session:
-        """Sessions shared by the source lab."""
-
-    return Session
 
 
 def kcat(*arguments: str, stdin: str | None = None) -> str:

@@ -12,45 +12,33 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from tqdm import tqdm
 
-from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
-from link import link
+from demo.pipeline import SourcePipeline
 from link.adapters.kafka import Topics
 from link.domain.events import LinkRef, PullRequested, RowCounts
 from link.errors import InvalidRequestError
 from tests.conftest import SchemaNames
 from tests.e2e.conftest import RunningServices
-from tests.helpers import assert_rows_equal, fetch_sorted
+from tests.helpers import (
+    assert_rows_equal,
+    fetch_sorted,
+    filled_pipeline,
+    linked_session,
+)
 from tests.servers import Endpoints
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def over_kafka(
-    services: RunningServices, link_environment: None, monkeypatch: pytest.MonkeyPatch
-) -> RunningServices:
-    """Point the library at the services' topics."""
-    monkeypatch.setenv("LINK_TOPIC_PREFIX", services.topic_prefix)
-    monkeypatch.setenv("LINK_PULL_TIMEOUT", "60")
-    return services
-
-
-@pytest.fixture
 def pipeline(source_admin: dj.Instance, schema_names: SchemaNames) -> SourcePipeline:
     """Declare and fill the demo pipeline in a fresh source schema."""
-    pipeline = declare_pipeline(source_admin, schema_names.source)
-    fill_pipeline(pipeline, subjects=4, sessions_per_subject=3, trials_per_session=4)
-    return pipeline
-
-
-def linked_session(endpoints: Endpoints, names: SchemaNames) -> Any:
-    @link(
-        endpoints.source_host, names.source, names.helper, "Outbound", names.destination
+    return filled_pipeline(
+        source_admin,
+        schema_names,
+        subjects=4,
+        sessions_per_subject=3,
+        trials_per_session=4,
     )
-    class Session:
-        """Sessions shared by the source lab."""
-
-    return Session
 
 
 def read_topic(

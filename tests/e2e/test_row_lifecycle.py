@@ -8,17 +8,20 @@ behave the same.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import datajoint as dj
 import pytest
 
-from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
-from link import link
+from demo.pipeline import SourcePipeline
 from link.domain.events import DeletionCounts, RowCounts
 from link.errors import LinkError, NoRowsError
 from tests.conftest import SchemaNames
-from tests.helpers import assert_rows_equal, fetch_sorted
+from tests.helpers import (
+    assert_rows_equal,
+    fetch_sorted,
+    filled_pipeline,
+    linked_session,
+)
 from tests.servers import Endpoints
 
 pytestmark = pytest.mark.e2e
@@ -43,25 +46,13 @@ def mode(
 @pytest.fixture
 def pipeline(source_admin: dj.Instance, schema_names: SchemaNames) -> SourcePipeline:
     """Declare and fill the demo pipeline in a fresh source schema."""
-    pipeline = declare_pipeline(source_admin, schema_names.source)
-    fill_pipeline(pipeline, subjects=3, sessions_per_subject=2, trials_per_session=3)
-    return pipeline
-
-
-def linked(endpoints: Endpoints, names: SchemaNames, destination: str = "") -> Any:
-    """Link the pipeline's Session table; another destination makes another link."""
-
-    @link(
-        endpoints.source_host,
-        names.source,
-        names.helper,
-        "Outbound" + destination.capitalize(),
-        names.destination + destination,
+    return filled_pipeline(
+        source_admin,
+        schema_names,
+        subjects=3,
+        sessions_per_subject=2,
+        trials_per_session=3,
     )
-    class Session:
-        """Sessions shared by the source lab."""
-
-    return Session
 
 
 def helper_row(
@@ -88,7 +79,7 @@ ROW = "subject_id = 2 AND session_idx = 1"
 def test_restricted_pull_copies_rows_and_parts(
     endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
 
     result = (table().source & "subject_id = 2").pull()
 
@@ -109,7 +100,7 @@ def test_pulling_shared_rows_is_a_no_op_that_says_so(
     pipeline: SourcePipeline,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
     (table().source & "subject_id = 1").pull()
 
     with caplog.at_level(logging.WARNING, logger="link"):
@@ -124,7 +115,7 @@ def test_pulling_shared_rows_is_a_no_op_that_says_so(
 def test_a_pull_or_delete_that_matches_nothing_is_an_error(
     endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
 
     with pytest.raises(NoRowsError, match="matched no rows"):
         (table().source & "subject_id = 99").pull()
@@ -139,7 +130,7 @@ def test_deleting_an_unflagged_row_returns_it_to_unshared(
     pipeline: SourcePipeline,
     source_admin: dj.Instance,
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
     (table().source & "subject_id = 2").pull()
 
     deleted = (table() & ROW).delete()
@@ -155,7 +146,7 @@ def test_deleting_an_unflagged_row_returns_it_to_unshared(
 def test_a_restricted_delete_deletes_exactly_those_rows(
     endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
     table().source.pull()
 
     (table() & "session_idx = 0").delete()
@@ -173,7 +164,7 @@ def test_flagged_rows_are_deleted_and_deprecated(
     pipeline: SourcePipeline,
     source_admin: dj.Instance,
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
     (table().source & "subject_id = 2").pull()
     flag(source_admin, schema_names, ROW, "TRUE")  # Shared -> Tainted
     assert len(table().source.flagged) == 1
@@ -195,7 +186,7 @@ def test_a_deprecated_row_that_the_source_unflags_can_be_pulled_again(
     pipeline: SourcePipeline,
     source_admin: dj.Instance,
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
     (table().source & ROW).pull()
     flag(source_admin, schema_names, ROW, "TRUE")
     (table() & ROW).delete()
@@ -215,7 +206,7 @@ def test_a_row_flagged_after_arrival_is_tainted_and_still_present(
     pipeline: SourcePipeline,
     source_admin: dj.Instance,
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
     (table().source & ROW).pull()
 
     flag(source_admin, schema_names, ROW, "TRUE")
@@ -233,8 +224,10 @@ def test_two_links_from_one_source_table_do_not_disturb_each_other(
     source_admin: dj.Instance,
     destination_admin: dj.Instance,
 ) -> None:
-    first = linked(endpoints, schema_names)
-    second = linked(endpoints, schema_names, destination="b")
+    first = linked_session(endpoints, schema_names)
+    second = linked_session(
+        endpoints, schema_names, "OutboundB", destination_suffix="b"
+    )
     try:
         (first().source & "subject_id = 1").pull()
         (second().source & "subject_id <= 2").pull()
@@ -260,7 +253,7 @@ def test_two_links_from_one_source_table_do_not_disturb_each_other(
 def test_the_destination_is_written_by_the_link_alone(
     endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
     (table().source & ROW).pull()
 
     with pytest.raises(LinkError, match="written by the link alone"):
@@ -279,7 +272,7 @@ def test_progress_bar_advances_to_every_row(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LINK_BATCH_SIZE", "2")
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
 
     table().source.pull(display_progress=True)
 
@@ -293,7 +286,7 @@ def test_deletion_counts_are_reported(
     pipeline: SourcePipeline,
     source_admin: dj.Instance,
 ) -> None:
-    table = linked(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names)
     (table().source & "subject_id = 3").pull()
     flag(source_admin, schema_names, "subject_id = 3 AND session_idx = 0", "TRUE")
     context = table._link_context

@@ -7,7 +7,7 @@ from typing import Any
 import datajoint as dj
 import pytest
 
-from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
+from demo.pipeline import SourcePipeline
 from link import link
 from link.adapters.gateway import LinkGateway
 from link.adapters.servers import open_destination, open_source
@@ -16,7 +16,12 @@ from link.domain.events import PullRequested, RowCounts
 from link.errors import SourceError
 from link.service_layer.pulls import start_pull, transfer_batch
 from tests.conftest import SchemaNames
-from tests.helpers import assert_rows_equal, fetch_sorted
+from tests.helpers import (
+    assert_rows_equal,
+    fetch_sorted,
+    filled_pipeline,
+    linked_session,
+)
 from tests.servers import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -25,25 +30,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def pipeline(source_admin: dj.Instance, schema_names: SchemaNames) -> SourcePipeline:
     """Declare and fill the demo pipeline in a fresh source schema."""
-    pipeline = declare_pipeline(source_admin, schema_names.source)
-    fill_pipeline(pipeline, subjects=3, sessions_per_subject=2, trials_per_session=3)
-    return pipeline
-
-
-def linked_session(endpoints: Endpoints, names: SchemaNames) -> Any:
-    """Link the pipeline's Session table to the destination."""
-
-    @link(
-        endpoints.source_host,
-        names.source,
-        names.helper,
-        "SessionHelper",
-        names.destination,
+    return filled_pipeline(
+        source_admin,
+        schema_names,
+        subjects=3,
+        sessions_per_subject=2,
+        trials_per_session=3,
     )
-    class Session:
-        """Sessions shared by the source lab."""
-
-    return Session
 
 
 def helper_columns(source_admin: dj.Instance, names: SchemaNames) -> dict[str, str]:
@@ -62,7 +55,7 @@ def test_link_declares_the_older_tools_helper_table(
     pipeline: SourcePipeline,
     source_admin: dj.Instance,
 ) -> None:
-    linked_session(endpoints, schema_names)
+    linked_session(endpoints, schema_names, "SessionHelper")
 
     assert helper_columns(source_admin, schema_names) == {
         "subject_id": "int(11)",
@@ -80,7 +73,7 @@ def test_destination_keeps_datajoint_types_without_foreign_keys(
     pipeline: SourcePipeline,
     destination_admin: dj.Instance,
 ) -> None:
-    table = linked_session(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names, "SessionHelper")
 
     heading = table().heading.attributes
     assert heading["subject_id"].original_type == "int32"  # resolved via Subject
@@ -102,7 +95,7 @@ def test_destination_keeps_datajoint_types_without_foreign_keys(
 def test_source_is_browsable_with_restrictions(
     endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
 ) -> None:
-    table = linked_session(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names, "SessionHelper")
 
     keys = (table().source & "subject_id = 2").keys()
 
@@ -138,7 +131,7 @@ def test_wrong_link_password_is_a_clear_error(
     monkeypatch.setenv("LINK_PASS", "not-the-password")
 
     with pytest.raises(SourceError, match="check LINK_USER and LINK_PASS"):
-        linked_session(endpoints, schema_names)
+        linked_session(endpoints, schema_names, "SessionHelper")
 
 
 def pull_without_kafka(table: Any, restriction: str, batch_size: int = 2) -> RowCounts:
@@ -162,7 +155,7 @@ def pull_without_kafka(table: Any, restriction: str, batch_size: int = 2) -> Row
 def test_pull_steps_copy_rows_and_parts_value_by_value(
     endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
 ) -> None:
-    table = linked_session(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names, "SessionHelper")
 
     counts = pull_without_kafka(table, "subject_id = 2")
 
@@ -184,7 +177,7 @@ def test_pull_steps_copy_rows_and_parts_value_by_value(
 def test_pulling_shared_rows_again_changes_nothing(
     endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
 ) -> None:
-    table = linked_session(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names, "SessionHelper")
     pull_without_kafka(table, "subject_id = 1")
 
     counts = pull_without_kafka(table, "subject_id <= 2")
@@ -200,7 +193,7 @@ def test_a_row_flagged_before_it_arrives_ends_deprecated(
     pipeline: SourcePipeline,
     source_admin: dj.Instance,
 ) -> None:
-    table = linked_session(endpoints, schema_names)
+    table = linked_session(endpoints, schema_names, "SessionHelper")
     context = table._link_context
     gateway = LinkGateway(
         context.ref,

@@ -14,10 +14,11 @@ from typing import Any
 import datajoint as dj
 import pytest
 
-from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
+from demo.pipeline import SourcePipeline
 from link import link
 from link.domain.events import RowCounts
 from tests.conftest import SchemaNames
+from tests.helpers import filled_pipeline
 from tests.servers import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -26,9 +27,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def pipeline(source_admin: dj.Instance, schema_names: SchemaNames) -> SourcePipeline:
     """Declare and fill the demo pipeline in a fresh source schema."""
-    pipeline = declare_pipeline(source_admin, schema_names.source)
-    fill_pipeline(pipeline, subjects=2, sessions_per_subject=2, trials_per_session=2)
-    return pipeline
+    return filled_pipeline(
+        source_admin,
+        schema_names,
+        subjects=2,
+        sessions_per_subject=2,
+        trials_per_session=2,
+    )
 
 
 def create_older_helper(source_admin: dj.Instance, names: SchemaNames) -> None:

@@ -19,6 +19,7 @@ from link.domain.events import (
 )
 from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, KeyKind
 from link.domain.lifecycle import HelperRow, Observation, Process, State, classify
+from link.service_layer.ports import DeletionGateway, PullGateway
 from link.service_layer.pulls import start_pull
 
 LINK = LinkRef(
@@ -189,3 +190,8 @@ def pulled(gateway: InMemoryGateway, *subject_ids: int) -> TransferRequested:
     batches = start_pull(pull_request(*subject_ids), gateway, batch_size=100).batches
     assert len(batches) == 1
     return batches[0]
+
+
+def conforms(gateway: InMemoryGateway) -> tuple[PullGateway, DeletionGateway]:
+    """Let the type checker hold the fake to the handlers' protocols."""
+    return gateway, gateway
