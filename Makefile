@@ -79,3 +79,7 @@ services-stop: ## Stop the background services
 format: venv ## Format the code and apply lint fixes
 	$(PY)/ruff format .
 	$(PY)/ruff check --fix .
+
+.PHONY: bench
+bench: venv up ## Benchmark pulls: old tool, embedded, Kafka, raw copy (python -m bench)
+	$(WITH_ENV) $(PY)/python -m bench $(BENCH_ARGS)

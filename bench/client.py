@@ -1,0 +1,223 @@
+"""Contains the user's side of a benchmarked system, run as its own process.
+
+``python -m bench.client SYSTEM`` reads one JSON command per line on standard
+input and answers each with one JSON line: how long the operation took and the
+process's peak resident memory during it. SYSTEM is ``link`` (this project,
+embedded or over Kafka as LINK_BROKER says) or ``raw`` (the raw bulk copy).
+The older tool answers the same commands from ``bench/old_tool.py``.
+
+Commands: ``link`` (declare the destination), ``pull`` (every source row),
+``pull_one`` (one row by key), ``delete_flagged`` (delete the rows the source
+flagged) and ``quit``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from typing import Any, Protocol, TextIO
+
+import pymysql
+import pymysql.cursors
+
+from bench.memory import peak_rss, reset_peak_rss
+from bench.settings import Connection, Servers
+from bench.shape import (
+    CLASS_NAME,
+    HELPER_CLASS,
+    MASTER,
+    MASTER_DDL,
+    PART,
+    PART_DDL,
+)
+
+COPY_CHUNK = 1000
+"""Rows per multi-row INSERT of the raw copy (PyMySQL also caps it at ~1 MB)."""
+
+
+class System(Protocol):
+    """One benchmarked system, as its user drives it."""
+
+    def link(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Declare (or find) the destination tables of the link."""
+
+    def pull(self) -> dict[str, Any]:
+        """Pull every row of the source table."""
+
+    def pull_one(self, key: dict[str, Any]) -> dict[str, Any]:
+        """Pull one row."""
+
+    def delete_flagged(self) -> dict[str, Any]:
+        """Delete the rows the source flagged from the destination."""
+
+
+class LinkSystem:
+    """This project's link decorator, embedded or over Kafka."""
+
+    def __init__(self) -> None:
+        """Nothing is linked before the link command."""
+        self._table: Any = None
+
+    def link(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Decorate a class named after the source table."""
+        from link import link
+
+        servers = Servers.from_document(command["servers"])
+        decorate = link(
+            servers.source_host,
+            command["source_schema"],
+            command["helper_schema"],
+            HELPER_CLASS,
+            command["destination_schema"],
+        )
+        self._table = decorate(type(CLASS_NAME, (), {"__doc__": "Benchmark rows."}))
+        return {}
+
+    def pull(self) -> dict[str, Any]:
+        """Pull the whole source table."""
+        result = self._table().source.pull()
+        return {"counts": result.counts.model_dump(), "requested": result.requested}
+
+    def pull_one(self, key: dict[str, Any]) -> dict[str, Any]:
+        """Pull the source row with this key."""
+        result = (self._table().source & key).pull()
+        return {"counts": result.counts.model_dump()}
+
+    def delete_flagged(self) -> dict[str, Any]:
+        """Delete the flagged rows, as the README shows."""
+        table = self._table()
+        deleted = (table & table.source.flagged).delete()
+        return {"deleted": deleted}
+
+
+class RawSystem:
+    """The practical limit: a bulk copy that knows the table, no lifecycle."""
+
+    def __init__(self) -> None:
+        """Nothing is connected before the link command."""
+        self._source: Connection = None
+        self._destination: Connection = None
+        self._source_schema = ""
+        self._destination_schema = ""
+
+    def link(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Connect and create the destination tables."""
+        servers = Servers.from_document(command["servers"])
+        self._source_schema = command["source_schema"]
+        self._destination_schema = command["destination_schema"]
+        self._source = servers.source_link()
+        self._destination = servers.destination()
+        cursor = self._destination.cursor()
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{self._destination_schema}`")
+        cursor.execute(MASTER_DDL.format(schema=self._destination_schema))
+        cursor.execute(PART_DDL.format(schema=self._destination_schema))
+        return {}
+
+    def _copy(self, table: str, where: str = "", args: tuple[Any, ...] = ()) -> int:
+        source = self._source.cursor(pymysql.cursors.SSCursor)
+        destination = self._destination.cursor()
+        copied = 0
+        try:
+            source.execute(
+                f"SELECT * FROM `{self._source_schema}`.`{table}`{where}", args
+            )
+            width = len(source.description)
+            insert = (
+                f"INSERT INTO `{self._destination_schema}`.`{table}`"
+                f" VALUES ({', '.join(['%s'] * width)})"
+            )
+            while rows := source.fetchmany(COPY_CHUNK):
+                destination.executemany(insert, rows)
+                copied += len(rows)
+        finally:
+            source.close()
+        return copied
+
+    def _in_transaction(self, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        self._destination.begin()
+        try:
+            result = work()
+        except BaseException:
+            self._destination.rollback()
+            raise
+        self._destination.commit()
+        return result
+
+    def pull(self) -> dict[str, Any]:
+        """Stream the master rows, then the part rows, in one transaction."""
+        return self._in_transaction(
+            lambda: {"rows": self._copy(MASTER), "part_rows": self._copy(PART)}
+        )
+
+    def pull_one(self, key: dict[str, Any]) -> dict[str, Any]:
+        """Copy one row and its part rows in one transaction."""
+        where = " WHERE group_id = %s AND row_id = %s"
+        args = (key["group_id"], key["row_id"])
+        return self._in_transaction(
+            lambda: {
+                "rows": self._copy(MASTER, where, args),
+                "part_rows": self._copy(PART, where, args),
+            }
+        )
+
+    def delete_flagged(self) -> dict[str, Any]:
+        """Delete every row and part row in one transaction (nothing is flagged)."""
+
+        def delete() -> dict[str, Any]:
+            cursor = self._destination.cursor()
+            schema = self._destination_schema
+            parts = cursor.execute(f"DELETE FROM `{schema}`.`{PART}`")
+            rows = cursor.execute(f"DELETE FROM `{schema}`.`{MASTER}`")
+            return {"deleted": rows, "part_rows": parts}
+
+        return self._in_transaction(delete)
+
+
+def serve(system: System, commands: TextIO, answers: TextIO) -> None:
+    """Answer commands until quit or the end of the input."""
+    for line in commands:
+        command = json.loads(line)
+        operation = command["op"]
+        if operation == "quit":
+            return
+        reset_peak_rss()
+        try:
+            started = time.perf_counter()
+            if operation == "link":
+                detail = system.link(command)
+            elif operation == "pull":
+                detail = system.pull()
+            elif operation == "pull_one":
+                detail = system.pull_one(command["key"])
+            elif operation == "delete_flagged":
+                detail = system.delete_flagged()
+            else:
+                raise ValueError(f"unknown command {operation!r}")
+            seconds = time.perf_counter() - started
+            answer: dict[str, Any] = {
+                "seconds": seconds,
+                "peak_rss": peak_rss(),
+                "detail": detail,
+            }
+        except Exception:
+            answer = {"error": traceback.format_exc()}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
+
+
+def main() -> None:
+    """Serve one system's commands; stray output goes to standard error."""
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    warnings.simplefilter("ignore")
+    systems: dict[str, Callable[[], System]] = {"link": LinkSystem, "raw": RawSystem}
+    serve(systems[sys.argv[1]](), sys.stdin, answers)
+
+
+if __name__ == "__main__":
+    main()
