@@ -8,7 +8,6 @@ bytes verbatim.
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -86,8 +85,6 @@ def _record_lineage(servers: Servers, schema: str) -> None:
     # records it the way DataJoint 2 does.
     import datajoint as dj
 
-    # DataJoint announces each connection on standard output, the report's.
-    logging.getLogger("datajoint").setLevel(logging.WARNING)
     host, port = split_address(servers.source_host)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
