@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
 from bench.memory import peak_rss, reset_peak_rss
 from bench.settings import REPOSITORY, Servers, SetupError
 
@@ -158,6 +161,22 @@ def service_environment(servers: Servers, prefix: str, folder: Path) -> dict[str
     return environment
 
 
+def delete_topics(broker: str, prefix: str) -> None:
+    """Delete the topics of one run: the link's and those faust made for itself."""
+    admin = AdminClient({"bootstrap.servers": broker})
+    try:
+        names = [
+            name
+            for name in admin.list_topics(timeout=15).topics
+            if name.startswith((f"{prefix}.", f"{prefix}-"))
+        ]
+        if names:
+            for future in admin.delete_topics(names).values():
+                future.result()
+    except KafkaException as error:
+        logger.warning("the topics of %s were not deleted: %s", prefix, error)
+
+
 @dataclass
 class ServiceStack:
     """The link services of one benchmark run, each a process of its own."""
@@ -220,6 +239,12 @@ class ServiceStack:
         return {name: peak_rss(p.pid) for name, p in self.processes.items()}
 
     def stop(self) -> None:
+        """Stop every service, then delete the run's topics."""
+        self.stop_processes()
+        if self.servers.broker is not None:
+            delete_topics(self.servers.broker, self.prefix)
+
+    def stop_processes(self) -> None:
         """Stop every service, killing those that do not stop in time."""
         for name, process in list(self.processes.items()):
             process.terminate()
