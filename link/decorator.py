@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from link.adapters.link_records import register_link
+from link.adapters.objects import StoredObjects
 from link.adapters.servers import open_destination, open_source
 from link.adapters.tables import (
     declare_destination,
@@ -285,6 +286,13 @@ def link(
             cls.__name__,
             source_tables,
             store_map,
+        )
+        StoredObjects(source, destination, store_map).check(
+            [
+                (FreeTable(source.connection, quote(source_schema, table)), "")
+                for table in (source_tables.master, *source_tables.parts)
+            ],
+            destination_declared=False,
         )
         helper = declare_helper(source, helper_schema, helper_table, source_tables)
         table_class = declare_destination(

@@ -17,6 +17,7 @@ from typing import Any
 import datajoint as dj
 import pymysql
 
+from link.adapters.objects import StoredObjects
 from link.adapters.tables import quote
 from link.domain.events import LinkRef
 from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, kind_of_sql_type
@@ -109,18 +110,18 @@ class LinkGateway:
                 *((pair.source, pair.columns) for pair in self.parts),
             )
         }
-        stored = _stored(master) + [
-            name
-            for pair in self.parts
-            for name in _stored(dj.FreeTable(self._source, pair.source))
-        ]
-        if stored:
-            # Issue 3 brings the copy of stored objects between stores; until then
-            # copying their metadata alone would leave destination rows whose
-            # objects are missing, so such links are refused outright.
-            raise SourceError(
-                f"Link {link.link_id}: stored attributes ({', '.join(stored)}) are"
-                " not supported by this version of the link yet."
+        self._tables = {
+            table: dj.FreeTable(self._source, table)
+            for table in (self.source_table, *(pair.source for pair in self.parts))
+        }
+        self._objects: StoredObjects | None = None
+        if any(_stored(table) for table in self._tables.values()):
+            # Rows carry only the metadata of stored objects: their bytes are
+            # copied store to store, and every store is checked before a write.
+            self._objects = StoredObjects(source, destination, link.stores)
+            self._objects.check(
+                [(self._tables[self.source_table], self.destination_table)]
+                + [(self._tables[pair.source], pair.destination) for pair in self.parts]
             )
 
     def _part_pairs(self) -> Iterator[PartPair]:
@@ -330,21 +331,19 @@ class LinkGateway:
         """
         if not keys:
             return 0, 0
-        batches: list[tuple[str, Sequence[str], list[tuple[Any, ...]]]] = [
-            (
-                self.destination_table,
-                self.columns,
-                self._fetch(self.source_table, self.columns, keys),
-            )
-        ]
-        for pair in self.parts:
-            batches.append(
-                (
-                    pair.destination,
-                    pair.columns,
-                    self._fetch(pair.source, pair.columns, keys),
+        batches: list[tuple[str, Sequence[str], list[tuple[Any, ...]]]] = []
+        for source, destination, selected in (
+            (self.source_table, self.destination_table, self.columns),
+            *((pair.source, pair.destination, pair.columns) for pair in self.parts),
+        ):
+            rows = self._fetch(source, selected, keys)
+            if self._objects is not None:
+                # Objects are copied before their rows: a failed insert leaves
+                # copies that the destination's garbage collector removes.
+                rows = self._objects.rewrite(
+                    self._tables[source], destination, selected, rows
                 )
-            )
+            batches.append((destination, selected, rows))
         with self._destination.transaction:
             cursor = self._destination._conn.cursor()
             for table, columns, rows in batches:

@@ -253,7 +253,12 @@ class StoredObjects:
 
     # -- check -------------------------------------------------------------------------
 
-    def check(self, tables: Sequence[tuple[dj.FreeTable, str]]) -> None:
+    def check(
+        self,
+        tables: Sequence[tuple[dj.FreeTable, str]],
+        *,
+        destination_declared: bool = True,
+    ) -> None:
         """Raise before anything is written when a stored attribute cannot be copied.
 
         Each stored attribute needs its store in the stores mapping, configured
@@ -267,7 +272,11 @@ class StoredObjects:
             columns = self.stored(source_table)
             if not columns:
                 continue
-            declared = self._destination_attributes(destination_table)
+            declared = (
+                self._destination_attributes(destination_table)
+                if destination_declared
+                else {}
+            )
             for name, column in columns.items():
                 where = f"attribute {name!r} of {source_table.full_table_name}"
                 if column is None:
@@ -280,7 +289,9 @@ class StoredObjects:
                 self._require(Side.SOURCE, column.store, where)
                 self._require(Side.DESTINATION, mapped, where)
                 attribute = declared.get(name)
-                if attribute is None or attribute.store != mapped:
+                if destination_declared and (
+                    attribute is None or attribute.store != mapped
+                ):
                     found = "no such attribute" if attribute is None else attribute.type
                     raise DestinationError(
                         f"The destination table {destination_table} has {found} for"
