@@ -18,6 +18,7 @@ from typing import Any, Literal, overload
 import datajoint as dj
 from datajoint.table import FreeTable
 from pydantic import ValidationError
+from pymysql.converters import escape_item
 from tqdm import tqdm
 
 from link.adapters.link_records import register_link
@@ -65,15 +66,20 @@ class LinkContext:
     helper_table: str
     executor: Executor
 
-    def message_keys(self, table: Any) -> list[PrimaryKey]:
-        """Return the primary keys of a (restricted) table, as messages carry them."""
-        codec = KeyCodec(
+    @staticmethod
+    def codec_of(table: Any) -> KeyCodec:
+        """Return the key codec of a table from its heading."""
+        return KeyCodec(
             tuple(
                 KeyAttribute(name, kind_of_sql_type(attr.type, is_uuid=attr.uuid))
                 for name, attr in table.heading.attributes.items()
                 if attr.in_key
             )
         )
+
+    def message_keys(self, table: Any) -> list[PrimaryKey]:
+        """Return the primary keys of a (restricted) table, as messages carry them."""
+        codec = self.codec_of(table)
         primary_keys = table.keys()
         return [codec.to_message(codec.canonical(key)) for key in primary_keys]
 
@@ -84,6 +90,27 @@ def _first_failures(failures: list[RowFailure], shown: int = 3) -> str:
     )
     more = f" (and {len(failures) - shown} more)" if len(failures) > shown else ""
     return f"Failed: {listed}{more}."
+
+
+def key_condition(source: SourceTable) -> str:
+    """Return an SQL condition naming the rows of a source expression by key.
+
+    The source lives on another server, so its rows are named by their keys.
+    One ``(a, b) IN (...)`` condition stays fast where DataJoint's restriction
+    by a list of keys, one OR term per row, slows down with the square of the
+    row count.
+    """
+    codec = source.key_codec()
+    keys = source.keys()
+    rows = [codec.to_sql(key) for key in keys]
+    if not rows:
+        return "FALSE"
+    names = ", ".join(f"`{name}`" for name in codec.names)
+    values = ", ".join(
+        "(" + ", ".join(escape_item(value, "utf8mb4") for value in row) + ")"
+        for row in rows
+    )
+    return f"({names}) IN ({values})"
 
 
 class SourceTable(FreeTable):  # type: ignore[misc]
@@ -98,6 +125,10 @@ class SourceTable(FreeTable):  # type: ignore[misc]
             quote(context.ref.source_schema, context.ref.source_table),
         )
         self._link_context = context
+
+    def key_codec(self) -> KeyCodec:
+        """Return the codec of this table's primary key."""
+        return self._link_context.codec_of(self)
 
     @overload
     def pull(
@@ -170,7 +201,11 @@ class SourceTable(FreeTable):  # type: ignore[misc]
         """Return the source rows that the source has flagged for deletion."""
         context = self._link_context
         helper = FreeTable(context.source.connection, context.helper_table)
-        return self & (helper & "is_flagged = 'TRUE'").proj()
+        # Without semantic checks: a source schema that DataJoint 2 did not
+        # declare (the older tool's, plain SQL) has no lineage to compare.
+        return self.restrict(
+            (helper & "is_flagged = 'TRUE'").proj(), semantic_check=False
+        )
 
 
 class LinkedTable:
@@ -190,7 +225,7 @@ class LinkedTable:
         on the destination: its keys are fetched and used instead.
         """
         if isinstance(restriction, SourceTable):
-            restriction = restriction.keys()
+            restriction = key_condition(restriction)
         return super().restrict(restriction, semantic_check)  # type: ignore[misc]
 
     def delete(self, *_args: Any, **_kwargs: Any) -> int:

@@ -213,8 +213,6 @@ class PendingRequests:
                 self.outcomes[event.request_id] = event
             if not self.pending:
                 break
-        if not self.pending:
-            self._listener.close()
 
     def wait(self, quiet_for: float) -> list[PullCompleted | DeletionCompleted]:
         """Return every outcome; raise when nothing came for quiet_for seconds."""
@@ -289,7 +287,26 @@ class KafkaExecutor:
         self._settings = settings
         self._broker = broker
         self._topics = Topics(settings.topic_prefix)
-        self._topics_ready = False
+        self._publisher: Publisher | None = None
+        self._listener: RequestListener | None = None
+
+    def _connect(self) -> tuple[Publisher, RequestListener]:
+        """Open the producer and the listener once; later requests reuse them.
+
+        An idempotent producer needs about half a second for its first
+        delivery, and a listener needs a round of metadata and offsets, so a
+        single-row pull would mostly wait for them. The listener stays where
+        it was opened, before the first request: no outcome can slip past it.
+        """
+        if self._publisher is None or self._listener is None:
+            ensure_topics(
+                self._broker, self._topics.all(), self._settings.topic_partitions
+            )
+            self._listener = RequestListener(
+                self._broker, (self._topics.completions, self._topics.pull_progress)
+            )
+            self._publisher = Publisher(self._broker)
+        return self._publisher, self._listener
 
     def _publish(
         self,
@@ -297,24 +314,11 @@ class KafkaExecutor:
         requests: Sequence[PullRequested | DeletionRequested],
         progress: tqdm[Any] | None,
     ) -> PendingRequests:
-        if not self._topics_ready:
-            ensure_topics(
-                self._broker, self._topics.all(), self._settings.topic_partitions
-            )
-            self._topics_ready = True
-        # The listener starts at the topics' current end before anything is
-        # published, so that no outcome can slip past it.
-        listener = RequestListener(
-            self._broker, (self._topics.completions, self._topics.pull_progress)
-        )
-        try:
-            publisher = Publisher(self._broker)
-            for request in requests:
-                publisher.publish(topic, request.request_id, request)
-            publisher.flush()
-        except BaseException:
-            listener.close()
-            raise
+        publisher, listener = self._connect()
+        listener.expect(request.request_id for request in requests)
+        for request in requests:
+            publisher.publish(topic, request.request_id, request)
+        publisher.flush()
         logger.info(
             "link %s: published %d request(s) to %s, first id %s",
             self._ref.link_id,

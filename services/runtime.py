@@ -13,9 +13,11 @@ import asyncio
 import json
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import datajoint as dj
@@ -198,6 +200,9 @@ class Service:
             consumer_auto_offset_reset="earliest",
             producer_max_request_size=MAX_MESSAGE_BYTES,
             store="memory://",
+            # faust makes a data folder per app even for in-memory tables; keep
+            # it out of the working directory.
+            datadir=str(Path(tempfile.gettempdir()) / "datajoint-link-faust"),
         )
         self.changelogs: list[str] = []
         self.dead_letters = self.topic(self.topics.dead_letters)

@@ -9,6 +9,7 @@ expects, so that a repeated message changes nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -103,6 +104,10 @@ class LinkGateway:
         )
         self.columns = _columns(master)
         self.parts = tuple(self._part_pairs())
+        # One batch's key condition serves several statements in a row.
+        self._build_condition = functools.lru_cache(maxsize=8)(  # type: ignore[method-assign]
+            self._build_condition
+        )
         self._selects = {
             table: _select_list(dj.FreeTable(self._source, table), columns)
             for table, columns in (
@@ -146,13 +151,18 @@ class LinkGateway:
 
     # -- key conditions ---------------------------------------------------------
 
-    def _condition(self, keys: Sequence[CanonicalKey]) -> tuple[str, list[Any]]:
+    def _condition(self, keys: Sequence[CanonicalKey]) -> tuple[str, tuple[Any, ...]]:
+        return self._build_condition(tuple(keys))
+
+    def _build_condition(
+        self, keys: tuple[CanonicalKey, ...]
+    ) -> tuple[str, tuple[Any, ...]]:
         names = ", ".join(f"`{name}`" for name in self.codec.names)
         row = "(" + ", ".join(["%s"] * len(self.codec.names)) + ")"
         args: list[Any] = []
         for key in keys:
             args.extend(self.codec.to_sql(self.codec.to_message(key)))
-        return f"({names}) IN ({', '.join([row] * len(keys))})", args
+        return f"({names}) IN ({', '.join([row] * len(keys))})", tuple(args)
 
     def _select_keys(
         self, connection: dj.Connection, table: str, keys: Sequence[CanonicalKey]
@@ -193,10 +203,21 @@ class LinkGateway:
                 )
         return helpers
 
-    def observe(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, Observation]:
-        """Return where each row is present: source, helper and destination."""
-        in_source = self._select_keys(self._source, self.source_table, keys)
+    def observe(
+        self, keys: Sequence[CanonicalKey], *, helper_implies_source: bool = False
+    ) -> dict[CanonicalKey, Observation]:
+        """Return where each row is present: source, helper and destination.
+
+        With helper_implies_source, every row is taken to be in the source
+        without asking, which saves the transfer step a query: the rows it
+        handles have helper rows, whose foreign key to the source table keeps
+        them there, and a row without one is not being pulled either way.
+        """
         helpers = self.read_helper(keys)
+        if helper_implies_source:
+            in_source = set(keys)
+        else:
+            in_source = self._select_keys(self._source, self.source_table, keys)
         in_destination = self._select_keys(
             self._destination, self.destination_table, keys
         )
@@ -276,9 +297,19 @@ class LinkGateway:
             "process = 'NONE' AND is_flagged = 'FALSE' AND is_deprecated = 'TRUE'",
         )
 
-    def finish(self, keys: Sequence[CanonicalKey]) -> int:
-        """Set process NONE on received rows (Received to Shared or Tainted)."""
-        return self._update_helper(keys, "process = 'NONE'", "process = 'PULL'")
+    def finish(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
+        """Set process NONE on received rows (Received to Shared or Tainted).
+
+        Returns how many became Shared and how many Tainted: one statement for
+        each, so that the flags need not be read back.
+        """
+        shared = self._update_helper(
+            keys, "process = 'NONE'", "process = 'PULL' AND is_flagged = 'FALSE'"
+        )
+        tainted = self._update_helper(
+            keys, "process = 'NONE'", "process = 'PULL' AND is_flagged = 'TRUE'"
+        )
+        return shared, tainted
 
     def deprecate(self, keys: Sequence[CanonicalKey]) -> int:
         """Mark flagged rows out of the destination as deprecated (to Deprecated)."""

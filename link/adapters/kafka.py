@@ -219,9 +219,23 @@ class RequestListener:
                 )
                 assignment.append(TopicPartition(topic, partition, high))
         self._consumer.assign(assignment)
+        self._mailbox: dict[str, list[RequestEvent]] = {}
+
+    def expect(self, request_ids: Iterable[str]) -> None:
+        """Keep the events of these requests until they are asked for."""
+        for request_id in request_ids:
+            self._mailbox.setdefault(request_id, [])
 
     def events(self, request_ids: set[str], timeout: float) -> Iterator[RequestEvent]:
-        """Yield the events of the requests until none arrives for timeout seconds."""
+        """Yield the events of the requests until none arrives for timeout seconds.
+
+        Events of other expected requests are kept for them; events of
+        requests nobody expects are dropped.
+        """
+        for request_id in request_ids:
+            kept = self._mailbox.get(request_id, [])
+            while kept:
+                yield kept.pop(0)
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             message = self._consumer.poll(min(remaining, 0.5))
@@ -243,6 +257,8 @@ class RequestListener:
             if event.request_id in request_ids:
                 deadline = time.monotonic() + timeout
                 yield event
+            elif event.request_id in self._mailbox:
+                self._mailbox[event.request_id].append(event)
 
     def close(self) -> None:
         """Leave the topics."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ class KeyCodec:
 
     attributes: tuple[KeyAttribute, ...]
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         """Return the primary-key attribute names, in table order."""
         return tuple(attribute.name for attribute in self.attributes)

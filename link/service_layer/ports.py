@@ -21,8 +21,10 @@ class RowsGateway(Protocol):
     link: LinkRef
     codec: KeyCodec
 
-    def observe(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, Observation]:
-        """Return where each row is present."""
+    def observe(
+        self, keys: Sequence[CanonicalKey], *, helper_implies_source: bool = False
+    ) -> dict[CanonicalKey, Observation]:
+        """Return where each row is present; see LinkGateway.observe."""
 
     def read_helper(
         self, keys: Sequence[CanonicalKey]
@@ -42,8 +44,8 @@ class PullGateway(RowsGateway, Protocol):
     def reactivate(self, keys: Sequence[CanonicalKey]) -> int:
         """Put deprecated, unflagged rows back into process PULL."""
 
-    def finish(self, keys: Sequence[CanonicalKey]) -> int:
-        """Set process NONE on received rows."""
+    def finish(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
+        """Set process NONE on received rows; return (shared, tainted)."""
 
     def copy(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
         """Copy rows and their parts to the destination."""

@@ -178,7 +178,7 @@ def _transfer_batch(
 ) -> BatchTransferred:
     codec = gateway.codec
     keys = canonical_keys(codec, request.keys)
-    observations = gateway.observe(keys)
+    observations = gateway.observe(keys, helper_implies_source=True)
     tally = _Tally()
     to_copy: list[CanonicalKey] = []
     to_finish: list[CanonicalKey] = []
@@ -204,7 +204,19 @@ def _transfer_batch(
 
     rows, part_rows = gateway.copy(to_copy)
     to_finish += to_copy
-    gateway.finish(to_finish)
+    # A row flagged while it travelled lands Tainted: the finishing statements
+    # tell the two apart by the flag as it is now.
+    shared, tainted = gateway.finish(to_finish)
+    if shared + tainted < len(to_finish):
+        # Another delivery of this batch finished some rows first: count all
+        # of them by their flags as they are now.
+        settled = gateway.read_helper(to_finish)
+        tainted = sum(
+            1 for key in to_finish if key in settled and settled[key].is_flagged
+        )
+        shared = len(to_finish) - tainted
+    tally.add("shared", shared)
+    tally.add("tainted", tainted)
     gateway.deprecate(to_deprecate)
     # The guard of deprecate() leaves a row that the source unflagged meanwhile
     # in PULL: it is not deprecated, and its next pull continues it.
@@ -215,13 +227,6 @@ def _transfer_batch(
             tally.add("deprecated")
         else:
             tally.fail(codec, key, "the source unflagged the row during its pull")
-
-    # A row flagged while it travelled lands Tainted: read the flags as they
-    # are now, after the helper rows were finished.
-    helpers = gateway.read_helper(to_finish)
-    for key in to_finish:
-        helper = helpers.get(key)
-        tally.add("tainted" if helper is not None and helper.is_flagged else "shared")
 
     result = BatchTransferred(
         request_id=request.request_id,

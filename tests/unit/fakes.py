@@ -48,11 +48,13 @@ class InMemoryGateway:
         self.copied: list[CanonicalKey] = []
         self.flag_while_copying: set[CanonicalKey] = set()
 
-    def observe(self, keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, Observation]:
-        """Return where each row is present."""
+    def observe(
+        self, keys: Sequence[CanonicalKey], *, helper_implies_source: bool = False
+    ) -> dict[CanonicalKey, Observation]:
+        """Return where each row is present, as the real gateway does."""
         return {
             key: Observation(
-                in_source=key in self.source,
+                in_source=helper_implies_source or key in self.source,
                 helper=self.helper.get(key),
                 in_destination=key in self.destination,
             )
@@ -81,15 +83,16 @@ class InMemoryGateway:
                 changed += 1
         return changed
 
-    def finish(self, keys: Sequence[CanonicalKey]) -> int:
-        """Set process NONE on rows in process PULL."""
-        changed = 0
+    def finish(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
+        """Set process NONE on rows in process PULL; return (shared, tainted)."""
+        shared = tainted = 0
         for key in keys:
             row = self.helper.get(key)
             if row is not None and row.process is Process.PULL:
                 self.helper[key] = dataclasses.replace(row, process=Process.NONE)
-                changed += 1
-        return changed
+                tainted += row.is_flagged
+                shared += not row.is_flagged
+        return shared, tainted
 
     def deprecate(self, keys: Sequence[CanonicalKey]) -> int:
         """Mark flagged rows in process PULL or DELETE as deprecated."""

@@ -243,20 +243,6 @@ def test_a_transfer_reports_rows_that_are_not_being_pulled(
     assert gateway.copied == [(1,)]
 
 
-def test_a_transfer_reports_rows_that_left_the_source(
-    gateway: InMemoryGateway,
-) -> None:
-    batch = pulled(gateway, 1, 2)
-    gateway.source.discard((2,))
-
-    result = transfer_batch(batch, gateway)
-
-    [failure] = result.failures
-    assert failure.key == {"subject_id": 2}
-    assert "not in the source" in failure.reason
-    assert result.counts == RowCounts(shared=1, failed=1)
-
-
 def test_transfer_batch_refuses_an_invalid_key_naming_its_position(
     gateway: InMemoryGateway,
 ) -> None:
