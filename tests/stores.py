@@ -17,7 +17,9 @@ from typing import Any
 
 import datajoint as dj
 import numpy as np
+from datajoint.builtin_codecs.npy import NpyRef
 from datajoint.hash_registry import get_store_backend
+from datajoint.objectref import ObjectRef
 from datajoint.storage import StorageBackend
 
 S3_ACCESS_KEY = "link-test"
@@ -233,3 +235,46 @@ def _write(path: Path, text: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return str(path)
+
+
+ATTACHMENTS = {"protocol", "leaflet"}
+"""The attachment attributes of the source pipeline."""
+
+
+def comparable(name: str, value: Any) -> Any:
+    """Return a value in a form that compares equal when the content is equal."""
+    if isinstance(value, NpyRef):
+        assert value.shape == value.load().shape, name
+        return ("npy", str(value.dtype), value.load().tolist())
+    if isinstance(value, np.ndarray):
+        return ("array", str(value.dtype), value.shape, value.tolist())
+    if isinstance(value, ObjectRef):
+        assert value.verify(), name
+        content = dict(value.fsmap.items()) if value.is_dir else value.read()
+        return (
+            "object",
+            value.is_dir,
+            value.ext,
+            value.size,
+            value.item_count,
+            content,
+        )
+    if name in ATTACHMENTS and value is not None:
+        path = Path(value)
+        return ("attachment", path.name, path.read_bytes())
+    return value
+
+
+def decoded(instance: dj.Instance, full_name: str, downloads: Path) -> list[Any]:
+    """Fetch a table row by row through DataJoint, each into its own download folder.
+
+    Fetching rows one by one keeps attachment names as stored: DataJoint renames
+    an attachment whose name is already taken in the download folder.
+    """
+    table = dj.FreeTable(instance.connection, full_name)
+    rows = []
+    for index, key in enumerate(table.keys(order_by=table.primary_key)):
+        with instance.config.override(download_path=str(downloads / str(index))):
+            (row,) = (table & key).to_dicts()
+        rows.append({name: comparable(name, value) for name, value in row.items()})
+    return rows

@@ -6,6 +6,7 @@ are new and no message of an earlier run can reach it.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -14,11 +15,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from tests.servers import REPOSITORY, Endpoints
+from tests.stores import file_store
+
+SOURCE_STORE = "lab_raw"
+DESTINATION_STORE = "our_raw"
 
 SERVICES = ("pull_requests", "transfer", "deletion_reconciler")
 READY_MARK = "[^Worker]: Ready"
@@ -50,11 +56,22 @@ destination_schema = "dst_*"
 """
 
 
+@pytest.fixture(scope="session")
+def store_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Return two file stores, the source lab's and ours, shared with the services."""
+    folder = tmp_path_factory.mktemp("stores")
+    return {
+        name: file_store(folder / name) for name in (SOURCE_STORE, DESTINATION_STORE)
+    }
+
+
 def _service_environment(
-    endpoints: Endpoints, prefix: str, registry: Path
+    endpoints: Endpoints, prefix: str, registry: Path, stores: dict[str, Any]
 ) -> dict[str, str]:
     return {
         **os.environ,
+        # The services configure the stores as DataJoint does: DJ_STORES.
+        "DJ_STORES": json.dumps(stores),
         "LINK_TOPIC_PREFIX": prefix,
         "LINK_BROKER": endpoints.broker,
         "LINK_USER": endpoints.link_user,
@@ -115,7 +132,9 @@ def over_kafka(
 
 @pytest.fixture(scope="session")
 def services(
-    endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
+    endpoints: Endpoints,
+    tmp_path_factory: pytest.TempPathFactory,
+    store_specs: dict[str, Any],
 ) -> Iterator[RunningServices]:
     """Run the pull-request service, one transfer worker and the reconciler."""
     prefix = f"test-{secrets.token_hex(4)}"
@@ -125,7 +144,7 @@ def services(
     )
     registry = folder / "links.toml"
     registry.write_text(REGISTRY.format(source_host=endpoints.source_host))
-    environment = _service_environment(endpoints, prefix, registry)
+    environment = _service_environment(endpoints, prefix, registry, store_specs)
     running.environment = environment
     try:
         for name in SERVICES:

@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import datajoint as dj
-import numpy as np
 import pytest
-from datajoint.builtin_codecs.npy import NpyRef
 from datajoint.hash_registry import get_store_backend
-from datajoint.objectref import ObjectRef
 from datajoint.storage import StorageBackend
 
 from link.adapters.objects import StoredObjects, schema_addressed_path
@@ -33,9 +30,11 @@ from link.errors import ConfigurationError, DestinationError, SourceError
 from tests.conftest import SchemaNames
 from tests.servers import Endpoints
 from tests.stores import (
+    ATTACHMENTS,
     SourcePipeline,
     create_bucket,
     declare_source,
+    decoded,
     file_store,
     fill_source,
     moto_s3,
@@ -48,7 +47,6 @@ pytestmark = pytest.mark.integration
 SOURCE_STORE = "lab_raw"
 DESTINATION_STORE = "our_raw"
 STORES = {SOURCE_STORE: DESTINATION_STORE}
-ATTACHMENTS = {"protocol", "leaflet"}
 ROWS = {"session": 3, "session__trial": 9, "session__stimulus": 6}
 
 Tables = list[tuple[Any, str]]
@@ -215,45 +213,6 @@ def copy_rows(objects: StoredObjects, link: Link, tables: Tables) -> None:
             names = ", ".join(f"`{name}`" for name in columns)
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
-
-
-def comparable(name: str, value: Any) -> Any:
-    """Return a value in a form that compares equal when the content is equal."""
-    if isinstance(value, NpyRef):
-        assert value.shape == value.load().shape, name
-        return ("npy", str(value.dtype), value.load().tolist())
-    if isinstance(value, np.ndarray):
-        return ("array", str(value.dtype), value.shape, value.tolist())
-    if isinstance(value, ObjectRef):
-        assert value.verify(), name
-        content = dict(value.fsmap.items()) if value.is_dir else value.read()
-        return (
-            "object",
-            value.is_dir,
-            value.ext,
-            value.size,
-            value.item_count,
-            content,
-        )
-    if name in ATTACHMENTS and value is not None:
-        path = Path(value)
-        return ("attachment", path.name, path.read_bytes())
-    return value
-
-
-def decoded(instance: dj.Instance, full_name: str, downloads: Path) -> list[Any]:
-    """Fetch a table row by row through DataJoint, each into its own download folder.
-
-    Fetching rows one by one keeps attachment names as stored: DataJoint renames
-    an attachment whose name is already taken in the download folder.
-    """
-    table = dj.FreeTable(instance.connection, full_name)
-    rows = []
-    for index, key in enumerate(table.keys(order_by=table.primary_key)):
-        with instance.config.override(download_path=str(downloads / str(index))):
-            (row,) = (table & key).to_dicts()
-        rows.append({name: comparable(name, value) for name, value in row.items()})
-    return rows
 
 
 def raw_metadata(instance: dj.Instance, full_name: str) -> list[dict[str, Any]]:
