@@ -64,6 +64,15 @@ class LinkSettings(BaseSettings):
         gt=0,
         description="Seconds .pull() waits for completions (LINK_PULL_TIMEOUT).",
     )
+    transfer_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description=(
+            "Batches one transfer worker handles at once, each on its own"
+            " database connections (LINK_TRANSFER_CONCURRENCY)."
+        ),
+    )
     redrive_interval: float = Field(
         default=60.0,
         gt=0,

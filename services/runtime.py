@@ -188,7 +188,7 @@ class Service:
                 " accepted links (see link/registry.py)."
             )
         self.registry = Registry.from_file(settings.registry)
-        self.databases = Databases(settings, self.registry)
+        self.databases = self.new_databases()
         self.app = faust.App(
             f"{settings.topic_prefix}-{name}",
             broker=f"kafka://{settings.broker}",
@@ -207,6 +207,10 @@ class Service:
         self.changelogs: list[str] = []
         self.dead_letters = self.topic(self.topics.dead_letters)
         self.completions = self.topic(self.topics.completions)
+
+    def new_databases(self) -> Databases:
+        """Return a database thread with connections of its own."""
+        return Databases(self.settings, self.registry)
 
     def table(self, name: str) -> faust.types.TableT[str, Any]:
         """Return a faust table partitioned like the link's topics."""

@@ -23,7 +23,7 @@ from link.domain.events import (
     TransferRequested,
 )
 from link.service_layer.pulls import transfer_batch
-from services.runtime import Service, parse
+from services.runtime import Databases, Service, parse
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,12 @@ def create_service(settings: LinkSettings) -> Service:
     transfers = service.topic(service.topics.transfers)
     progress_topic = service.topic(service.topics.pull_progress)
 
-    @service.app.agent(transfers)
+    # Each of the agent's actors has its own database thread and connections:
+    # while one batch is written to the destination, the next is read from the
+    # source.
+    @service.app.agent(transfers, concurrency=settings.transfer_concurrency)
     async def transfer_batches(stream: StreamT[bytes]) -> None:
+        databases = service.new_databases()
         async for event in stream.events():
             batch: list[TransferRequested] = []
 
@@ -47,18 +51,22 @@ def create_service(settings: LinkSettings) -> Service:
                 if batch:
                     await report_failed(batch[0], reason)
 
-            await service.handle(event, partial(transfer, event, batch), give_up)
+            await service.handle(
+                event, partial(transfer, databases, event, batch), give_up
+            )
 
-    async def transfer(event: EventT[bytes], seen: list[TransferRequested]) -> None:
+    async def transfer(
+        databases: Databases, event: EventT[bytes], seen: list[TransferRequested]
+    ) -> None:
         request: TransferRequested = parse(
             TransferRequested, event.message.value, MAX_MESSAGE_BYTES
         )
         seen[:] = [request]
 
         def copy() -> BatchTransferred:
-            return transfer_batch(request, service.databases.gateway(request.link))
+            return transfer_batch(request, databases.gateway(request.link))
 
-        result = await service.databases.run(copy)
+        result = await databases.run(copy)
         await service.send(progress_topic, request.request_id, result)
 
     async def report_failed(request: TransferRequested, reason: str) -> None:
