@@ -164,3 +164,28 @@ def test_a_large_pull_survives_a_transfer_worker_stopping_half_way(
     )
     logs = {name: over_kafka.logs[name].read_text() for name in ("transfer", *extra)}
     assert all("batch" in text for text in logs.values()), "a worker took no batch"
+
+
+def test_credentials_never_appear_in_messages_or_logs(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+) -> None:
+    pipeline = declare_pipeline(source_admin, schema_names.source)
+    fill_pipeline(pipeline, subjects=1, sessions_per_subject=2, trials_per_session=1)
+    table = linked_session(endpoints, schema_names)
+    table().source.pull()
+    topics = Topics(over_kafka.topic_prefix)
+
+    published = "".join(
+        kcat(
+            "-b", endpoints.broker, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+        )
+        for topic in topics.all()
+    )  # fmt: skip
+    logged = "".join(path.read_text() for path in over_kafka.logs.values())
+
+    for secret in (endpoints.link_password, endpoints.destination_password):
+        assert secret not in published
+        assert secret not in logged

@@ -218,3 +218,14 @@ def test_a_row_flagged_before_it_arrives_ends_deprecated(
         f"SELECT process, is_deprecated FROM {helper} WHERE session_idx = 0"
     ).fetchone()
     assert deprecated == ("NONE", "TRUE")
+
+
+@pytest.mark.usefixtures("link_environment")
+def test_an_unreachable_source_server_is_a_clear_error(
+    schema_names: SchemaNames,
+) -> None:
+    with pytest.raises(SourceError, match=r"127\.0\.0\.1:1 cannot be reached"):
+
+        @link("127.0.0.1:1", schema_names.source, schema_names.helper, "H", "dst_x")
+        class Session:
+            pass
