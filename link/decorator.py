@@ -208,15 +208,51 @@ class SourceTable(FreeTable):  # type: ignore[misc]
         )
 
 
-class LinkedTable:
+class _SourceOfTheLink:
+    """Gives ``Table.source`` and ``Table().source`` alike: the link's source."""
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        context = getattr(owner, "_link_context", None)
+        # DataJoint looks the class over while declaring it, before the link's
+        # context is attached: the descriptor then stands for itself.
+        return self if context is None else SourceTable(context)
+
+
+class WrittenByTheLink:
+    """Refuses the writes that would bypass the link on a destination table."""
+
+    def delete_quick(self, *_args: Any, **_kwargs: Any) -> None:
+        """Refuse: a quick delete would bypass the helper table."""
+        raise LinkError(
+            "Rows of a linked table are deleted with delete() on the linked"
+            " table, which keeps the source's helper table in step;"
+            " delete_quick() would not."
+        )
+
+    def insert(self, *_args: Any, **_kwargs: Any) -> None:
+        """Refuse: the destination rows of a link are written by the link alone."""
+        raise LinkError(
+            "The destination rows of a link are written by the link alone:"
+            " pull them with .source.pull()."
+        )
+
+
+class LinkedPart(WrittenByTheLink):
+    """Mixed into the destination's part tables: they follow their master."""
+
+    def delete(self, *_args: Any, **_kwargs: Any) -> int:
+        """Refuse: part rows leave with their master's row."""
+        raise LinkError(
+            "Part rows of a linked table leave with their master's row: delete"
+            " from the linked table itself."
+        )
+
+
+class LinkedTable(WrittenByTheLink):
     """Mixed into the destination table class: the link's side of the table."""
 
     _link_context: LinkContext
-
-    @property
-    def source(self) -> SourceTable:
-        """Return the source table of the link."""
-        return SourceTable(self._link_context)
+    source = _SourceOfTheLink()
 
     def restrict(self, restriction: Any, semantic_check: bool = True) -> Any:
         """Restrict as usual; a source expression restricts by its primary keys.
@@ -228,11 +264,13 @@ class LinkedTable:
             restriction = key_condition(restriction)
         return super().restrict(restriction, semantic_check)  # type: ignore[misc]
 
-    def delete(self, *_args: Any, **_kwargs: Any) -> int:
+    def delete(self, *, prompt: bool | None = None) -> int:
         """Take the restricted rows out of the destination through the lifecycle.
 
         Returns the number of rows deleted. Flagged rows end deprecated; the
-        others return to Unshared and can be pulled again.
+        others return to Unshared and can be pulled again. Like DataJoint's
+        own delete, it asks first when prompt is true or, by default, when
+        DataJoint's safemode is on.
         """
         context = self._link_context
         keys = context.message_keys(self)
@@ -240,6 +278,16 @@ class LinkedTable:
             raise NoRowsError(
                 f"The deletion from {context.ref.link_id} matched no destination rows."
             )
+        ask = dj.config["safemode"] if prompt is None else prompt
+        if ask:
+            answer = input(
+                f"Delete {len(keys)} row(s) of {context.ref.destination_schema}."
+                f"{context.ref.destination_table} and their parts, through the"
+                " link? [yes/No]: "
+            )
+            if answer.strip().lower() != "yes":
+                logger.warning("link %s: deletion cancelled", context.ref.link_id)
+                return 0
         result = context.executor.delete(keys)
         counts = result.counts
         logger.info(
@@ -261,20 +309,6 @@ class LinkedTable:
                 result,
             )
         return counts.unshared + counts.deprecated
-
-    def delete_quick(self, *_args: Any, **_kwargs: Any) -> None:
-        """Refuse: a quick delete would bypass the helper table."""
-        raise LinkError(
-            "Rows of a linked table are deleted with delete(), which keeps the"
-            " source's helper table in step; delete_quick() would not."
-        )
-
-    def insert(self, *_args: Any, **_kwargs: Any) -> None:
-        """Refuse: the destination rows of a link are written by the link alone."""
-        raise LinkError(
-            "The destination rows of a link are written by the link alone:"
-            " pull them with .source.pull()."
-        )
 
 
 def load_settings() -> LinkSettings:
@@ -338,6 +372,7 @@ def link(
             source_tables,
             store_map,
             bases=(LinkedTable,),
+            part_bases=(LinkedPart,),
             namespace={"__doc__": cls.__doc__, "__module__": cls.__module__},
             plan=plan,
         )

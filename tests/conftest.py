@@ -91,6 +91,8 @@ def link_environment(endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("LINK_USER", endpoints.link_user)
     monkeypatch.setenv("LINK_PASS", endpoints.link_password)
     monkeypatch.setenv("LINK_BROKER", endpoints.broker)
+    # delete() asks for confirmation in safemode, as DataJoint's does.
+    monkeypatch.setitem(dj.config, "safemode", False)
     monkeypatch.setattr(dj.config.database, "host", endpoints.destination_host)
     monkeypatch.setattr(dj.config.database, "port", endpoints.destination_port)
     monkeypatch.setattr(dj.config.database, "user", endpoints.destination_user)

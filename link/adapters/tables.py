@@ -589,6 +589,7 @@ def declare_destination(
     namespace: Mapping[str, Any],
     *,
     plan: DestinationPlan | None = None,
+    part_bases: tuple[type, ...] = (),
 ) -> type[Any]:
     """Declare the destination table and its parts, if missing, and return its class.
 
@@ -607,7 +608,7 @@ def declare_destination(
             stores,
         )
     parts = {
-        name: type(name, (dj.Part,), {"definition": definition})
+        name: type(name, (*part_bases, dj.Part), {"definition": definition})
         for name, definition in plan.parts.items()
     }
     attributes = {**namespace, "definition": plan.master, **parts}

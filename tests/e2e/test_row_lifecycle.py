@@ -260,7 +260,14 @@ def test_the_destination_is_written_by_the_link_alone(
         table().insert1({"subject_id": 9, "session_idx": 0})
     with pytest.raises(LinkError, match="delete\\(\\)"):
         (table() & ROW).delete_quick()
+    with pytest.raises(LinkError, match="written by the link alone"):
+        table.Trial().insert1({"subject_id": 2, "session_idx": 1, "trial_idx": 9})
+    with pytest.raises(LinkError, match="delete\\(\\)"):
+        (table.Trial() & ROW).delete_quick()
+    with pytest.raises(LinkError, match="leave with their master"):
+        (table.Trial() & ROW).delete()
     assert len(table()) == 1
+    assert len(table.Trial()) == 3
 
 
 def test_progress_bar_advances_to_every_row(
@@ -294,3 +301,24 @@ def test_deletion_counts_are_reported(
     result = context.executor.delete(context.message_keys(table() & "subject_id = 3"))
 
     assert result.counts == DeletionCounts(unshared=1, deprecated=1)
+
+
+@pytest.mark.usefixtures("mode")
+def test_delete_asks_first_in_safemode_and_source_works_on_the_class(
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    (table.source & ROW).pull()  # on the class, as on an instance
+    monkeypatch.setitem(dj.config, "safemode", True)
+    answers = iter(["no", "yes"])
+    monkeypatch.setattr("builtins.input", lambda _question: next(answers))
+
+    refused = (table() & ROW).delete()
+    accepted = (table() & ROW).delete()
+
+    assert refused == 0
+    assert accepted == 1
+    assert len(table()) == 0
