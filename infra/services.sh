@@ -45,7 +45,9 @@ start() {
 
 # The links the local services accept: any src_* table on the local source server,
 # with helper_* and dst_* schemas, the same families the link user's grants allow.
+# Written once: entries added to the file by hand are kept.
 write_registry() {
+  [[ -f $LINK_REGISTRY ]] && return 0
   cat >"$LINK_REGISTRY" <<EOF
 # Written by infra/services.sh for the local stack; see link/registry.py.
 [[link]]

@@ -356,6 +356,18 @@ def link(
             source_tables,
             store_map,
         )
+        for source_store, destination_store in store_map.items():
+            for side, instance, store in (
+                ("source", source, source_store),
+                ("destination", destination, destination_store),
+            ):
+                try:
+                    instance.config.get_store_spec(store)
+                except dj.errors.DataJointError as error:
+                    raise ConfigurationError(
+                        f"The stores mapping names {side} store {store!r}, which"
+                        f" DataJoint's configuration does not define: {error}"
+                    ) from None
         StoredObjects(source, destination, store_map).check(
             [
                 (FreeTable(source.connection, quote(source_schema, table)), "")

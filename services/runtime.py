@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 import tempfile
 import time
@@ -161,6 +162,20 @@ def parse(model: type[BaseModel], payload: bytes | None, limit: int) -> Any:
     return upcast() if upcast is not None else parsed
 
 
+DEAD_LETTER_PAYLOAD_BYTES = 64 * 1024
+"""Bytes of an unprocessable message kept in its dead letter."""
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of_key(key: object) -> str | None:
+    """Return a message's key when it can be a request id."""
+    if not isinstance(key, bytes):
+        return None
+    text = key.decode("utf-8", errors="replace")
+    return text if _REQUEST_ID.match(text) else None
+
+
 def request_id_of(payload: bytes | None) -> str | None:
     """Return the request id of a message that could not be parsed, if readable."""
     try:
@@ -237,10 +252,15 @@ class Service:
         )
 
     async def dead_letter(self, event: EventT[bytes], reason: str) -> str | None:
-        """Keep a message that could not be processed, with the reason."""
+        """Keep a message that could not be processed, with the reason.
+
+        Returns the request id: the message's own, or else its Kafka key when
+        that is a valid request id, so that the publisher hears of it.
+        """
         message = event.message
         payload = message.value if isinstance(message.value, bytes) else b""
-        request_id = request_id_of(payload)
+        request_id = request_id_of(payload) or request_id_of_key(message.key)
+        text = payload[:DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", errors="replace")
         await self.send(
             self.dead_letters,
             request_id or f"{message.topic}/{message.partition}/{message.offset}",
@@ -249,7 +269,8 @@ class Service:
                 topic=message.topic,
                 partition=message.partition,
                 offset=message.offset,
-                payload=payload.decode("utf-8", errors="replace"),
+                payload=text,
+                payload_bytes=len(payload),
                 reason=reason,
             ),
         )

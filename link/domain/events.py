@@ -330,7 +330,7 @@ class DeadLetter(Message):
     """A message that a service could not process, kept with the reason.
 
     Published to ``link.dead-letters``; ``payload`` is the original message
-    text, unchanged (bytes that are not UTF-8 are replaced).
+    text (bytes that are not UTF-8 are replaced), cut after 64 KiB.
     """
 
     type: Literal["DeadLetter"] = "DeadLetter"
@@ -338,7 +338,12 @@ class DeadLetter(Message):
     topic: str
     partition: int | None = None
     offset: int | None = None
-    payload: str
+    payload: str = Field(
+        description="The original message, cut after its first 64 KiB."
+    )
+    payload_bytes: int = Field(
+        default=0, ge=0, description="The original message's size in bytes."
+    )
     reason: str
     failed_at: datetime.datetime = Field(default_factory=_now)
 

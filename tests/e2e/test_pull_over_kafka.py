@@ -119,7 +119,8 @@ def test_unreadable_and_unknown_requests_are_dead_lettered(
         ),
         keys=[{"subject_id": 1, "session_idx": 0}],
     )
-    producer.produce(topics.pull_requests, key=b"junk", value=b"{not json")
+    junk_id = f"junk-{uuid.uuid4().hex}"
+    producer.produce(topics.pull_requests, key=junk_id.encode(), value=b"{not json")
     producer.produce(
         topics.pull_requests,
         key=stranger.request_id.encode(),
@@ -140,6 +141,11 @@ def test_unreadable_and_unknown_requests_are_dead_lettered(
 
     assert wait_until(both_dead_lettered, timeout=30)
     assert "not valid JSON" in reasons["{not json"]
+    # The publisher hears of it under the message's key, its request id.
+    outcomes = read_topic(endpoints.broker, topics.completions, 10_000, timeout=3)
+    rejected = [o for o in outcomes if o.get("request_id") == junk_id]
+    assert rejected
+    assert rejected[0]["type"] == "RequestRejected"
     assert "is not registered" in reasons[stranger.model_dump_json()]
     # The service is still alive and serving after the bad messages.
     table = linked_session(endpoints, schema_names)

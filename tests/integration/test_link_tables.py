@@ -13,7 +13,7 @@ from link.adapters.gateway import LinkGateway
 from link.adapters.servers import open_destination, open_source
 from link.config import LinkSettings
 from link.domain.events import PullRequested, RowCounts
-from link.errors import SourceError
+from link.errors import ConfigurationError, SourceError
 from link.service_layer.pulls import start_pull, transfer_batch
 from tests.conftest import SchemaNames
 from tests.helpers import (
@@ -227,5 +227,23 @@ def test_an_unreachable_source_server_is_a_clear_error(
     with pytest.raises(SourceError, match=r"127\.0\.0\.1:1 cannot be reached"):
 
         @link("127.0.0.1:1", schema_names.source, schema_names.helper, "H", "dst_x")
+        class Session:
+            pass
+
+
+@pytest.mark.usefixtures("link_environment")
+def test_a_stores_mapping_naming_an_unconfigured_store_is_refused(
+    endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
+) -> None:
+    with pytest.raises(ConfigurationError, match="source store 'nosuch'"):
+
+        @link(
+            endpoints.source_host,
+            schema_names.source,
+            schema_names.helper,
+            "SessionHelper",
+            schema_names.destination,
+            stores={"nosuch": "alsonot"},
+        )
         class Session:
             pass
