@@ -19,8 +19,15 @@ from pydantic import RootModel
 
 from link.adapters.kafka import MAX_MESSAGE_BYTES
 from link.config import LinkSettings
-from link.domain.events import BatchTransferred, LinkRef, PullRequested, PullStarted
+from link.domain.events import (
+    BatchTransferred,
+    LinkRef,
+    PullRequested,
+    PullStarted,
+    fingerprint,
+)
 from link.domain.progress import PullProgress
+from link.errors import InvalidRequestError
 from link.service_layer.pulls import StartedPull, start_pull
 from services.runtime import Service, parse
 
@@ -55,8 +62,14 @@ def create_service(settings: LinkSettings) -> Service:
         # The lookup sees requests whose progress partition this worker owns:
         # all of them with one pull-request worker.
         known = progress_table.get(request.request_id)
+        asked = fingerprint(request)
         if known is not None:
             progress = PullProgress.model_validate(known)
+            if progress.fingerprint not in (None, asked):
+                raise InvalidRequestError(
+                    f"Request id {request.request_id} was already used for a"
+                    " different request (other link or keys); choose a new id."
+                )
             if progress.outcome is not None:
                 await service.send(
                     service.completions, request.request_id, progress.outcome
@@ -74,7 +87,8 @@ def create_service(settings: LinkSettings) -> Service:
             return start_pull(request, gateway, settings.batch_size)
 
         started = await service.databases.run(activate)
-        await service.send(progress_topic, request.request_id, started.started)
+        started_event = started.started.model_copy(update={"fingerprint": asked})
+        await service.send(progress_topic, request.request_id, started_event)
         for batch in started.batches:
             await service.send(
                 transfers, f"{request.request_id}/{batch.batch_index}", batch

@@ -10,6 +10,8 @@ old consumer could misread gets a new schema version, never a silent edit.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -121,6 +123,13 @@ class PullRequested(Request):
     )
 
 
+def fingerprint(request: PullRequested) -> str:
+    """Return a digest of what a pull request asks for: its link and its keys."""
+    link = request.link if isinstance(request.link, str) else request.link.link_id
+    keys = sorted(json.dumps(key, sort_keys=True) for key in request.keys)
+    return hashlib.sha256(json.dumps([link, keys]).encode()).hexdigest()
+
+
 class PullRequestedV1(Request):
     """Version 1 of PullRequested: the link in full. Read as version 2."""
 
@@ -202,6 +211,11 @@ class PullStarted(Message):
     batch_count: int = Field(ge=0)
     counts: RowCounts
     failures: list[RowFailure] = Field(default_factory=list)
+    fingerprint: str | None = Field(
+        default=None,
+        description="Digest of the request's link and keys, to tell a repeated"
+        " request from a different one under the same id.",
+    )
 
 
 class BatchTransferred(Message):

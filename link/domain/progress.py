@@ -30,12 +30,19 @@ class PullProgress(BaseModel):
     batches: dict[int, BatchTransferred] = Field(default_factory=dict)
     completed: bool = False
     outcome: PullCompleted | None = None
+    fingerprint: str | None = None
 
     def with_start(self, event: PullStarted) -> PullProgress:
         """Record that the pull started; a repeated start changes nothing."""
         if self.start is not None:
             return self
-        return self.model_copy(update={"start": event, "link_id": event.link_id})
+        return self.model_copy(
+            update={
+                "start": event,
+                "link_id": event.link_id,
+                "fingerprint": event.fingerprint,
+            }
+        )
 
     def with_batch(self, event: BatchTransferred) -> PullProgress:
         """Record one finished batch; a repeated batch changes nothing."""
@@ -74,6 +81,7 @@ class PullProgress(BaseModel):
         return PullProgress(
             request_id=self.request_id,
             link_id=self.link_id,
+            fingerprint=self.fingerprint,
             completed=True,
             outcome=outcome,
         )

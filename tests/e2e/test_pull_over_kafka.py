@@ -249,3 +249,18 @@ def test_a_request_published_twice_is_carried_out_once(
     assert len(second) == 2
     assert second[1]["counts"] == first[0]["counts"]
     assert len(table()) == 0  # not pulled a second time
+
+    # The same id for other rows is refused, not answered with the first outcome.
+    different = request.model_copy(
+        update={"keys": [{"subject_id": 3, "session_idx": 2}]}
+    )
+    producer.produce(
+        topics.pull_requests,
+        key=different.request_id.encode(),
+        value=different.model_dump_json().encode(),
+    )
+    producer.flush(10)
+    assert wait_until(lambda: len(outcomes_of(request.request_id)) >= 3, timeout=30)
+    third = outcomes_of(request.request_id)[2]
+    assert third["type"] == "RequestRejected"
+    assert "different request" in third["reason"]

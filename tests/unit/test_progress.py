@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from link.domain.events import BatchTransferred, PullStarted, RowCounts, RowFailure
+from link.domain.events import (
+    BatchTransferred,
+    PullRequested,
+    PullStarted,
+    RowCounts,
+    RowFailure,
+    fingerprint,
+)
 from link.domain.progress import MAX_REPORTED_FAILURES, PullProgress
 
 REQUEST_ID = "request-1"
@@ -178,3 +185,23 @@ def test_recording_leaves_the_earlier_progress_unchanged() -> None:
     assert announced.completed
     assert announced.outcome == outcome
     assert announced.batches == {}
+
+
+def test_a_fingerprint_tells_a_repeated_request_from_a_different_one() -> None:
+    link = "sessions"
+    first = PullRequested(request_id="r", link=link, keys=[{"a": 1}, {"a": 2}])
+    reordered = PullRequested(request_id="r", link=link, keys=[{"a": 2}, {"a": 1}])
+    other = PullRequested(request_id="r", link=link, keys=[{"a": 3}])
+
+    assert fingerprint(first) == fingerprint(reordered)
+    assert fingerprint(first) != fingerprint(other)
+
+
+def test_the_fingerprint_outlives_the_batches() -> None:
+    start = started(1).model_copy(update={"fingerprint": "abc"})
+    progress = PullProgress(request_id=REQUEST_ID).with_start(start)
+    progress = progress.with_batch(batch(0, 1))
+    outcome = progress.completion()
+    assert outcome is not None
+
+    assert progress.settled(outcome).fingerprint == "abc"
