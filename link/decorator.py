@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, overload
 
 import datajoint as dj
+from datajoint.condition import Not
 from datajoint.table import FreeTable
 from pydantic import ValidationError
 from pymysql.converters import escape_item
@@ -92,16 +93,16 @@ def _first_failures(failures: list[RowFailure], shown: int = 3) -> str:
     return f"Failed: {listed}{more}."
 
 
-def key_condition(source: SourceTable) -> str:
-    """Return an SQL condition naming the rows of a source expression by key.
+def key_condition(expression: Any) -> str:
+    """Return an SQL condition naming the rows of an expression on the other server.
 
-    The source lives on another server, so its rows are named by their keys.
-    One ``(a, b) IN (...)`` condition stays fast where DataJoint's restriction
-    by a list of keys, one OR term per row, slows down with the square of the
-    row count.
+    Source and destination live on different servers, so one side's rows are
+    named to the other by their keys. One ``(a, b) IN (...)`` condition stays
+    fast where DataJoint's restriction by a list of keys, one OR term per row,
+    slows down with the square of the row count.
     """
-    codec = source.key_codec()
-    keys = source.keys()
+    codec = LinkContext.codec_of(expression)
+    keys = expression.keys()
     rows = [codec.to_sql(key) for key in keys]
     if not rows:
         return "FALSE"
@@ -129,6 +130,21 @@ class SourceTable(FreeTable):  # type: ignore[misc]
     def key_codec(self) -> KeyCodec:
         """Return the codec of this table's primary key."""
         return self._link_context.codec_of(self)
+
+    def restrict(self, restriction: Any, semantic_check: bool = True) -> Any:
+        """Restrict as usual; the linked table restricts by its primary keys.
+
+        ``Table().source - Table()`` is the source rows not pulled yet, and
+        ``Table().source & Table()`` those pulled: the destination's keys are
+        fetched and used, as the two tables live on different servers.
+        """
+        if isinstance(restriction, LinkedTable):
+            restriction = key_condition(restriction)
+        elif isinstance(restriction, Not) and isinstance(
+            restriction.restriction, LinkedTable
+        ):
+            restriction = Not(key_condition(restriction.restriction))
+        return super().restrict(restriction, semantic_check)
 
     @overload
     def pull(

@@ -322,3 +322,19 @@ def test_delete_asks_first_in_safemode_and_source_works_on_the_class(
     assert refused == 0
     assert accepted == 1
     assert len(table()) == 0
+
+
+@pytest.mark.usefixtures("mode")
+def test_the_source_restricted_by_the_destination_tells_what_is_left_to_pull(
+    endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    (table().source & "subject_id = 1").pull()
+
+    left = table().source - table()
+    pulled = table().source & table()
+
+    assert len(left) == 4
+    assert len(pulled) == 2
+    assert left.pull().counts.shared == 4
+    assert len(table().source - table()) == 0
