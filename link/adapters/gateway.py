@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -425,8 +425,3 @@ class LinkGateway:
                     f"DELETE FROM {self.destination_table} WHERE {condition}", args
                 )
         return rows, part_rows
-
-
-def keys_in(rows: Iterable[CanonicalKey]) -> list[CanonicalKey]:
-    """Return the keys in a stable order without repeats."""
-    return list(dict.fromkeys(rows))
