@@ -114,6 +114,19 @@ def key_condition(expression: Any) -> str:
     return f"({names}) IN ({values})"
 
 
+def by_keys_across_servers(restriction: Any, other_side: type) -> Any:
+    """Return a restriction by a table of the other server as one by its keys.
+
+    A plain or negated (``a - b``) restriction by the other side's table is
+    replaced by its key condition; any other restriction is returned as is.
+    """
+    if isinstance(restriction, other_side):
+        return key_condition(restriction)
+    if isinstance(restriction, Not) and isinstance(restriction.restriction, other_side):
+        return Not(key_condition(restriction.restriction))
+    return restriction
+
+
 class SourceTable(FreeTable):  # type: ignore[misc]
     """The source table of a link, as seen from the destination side."""
 
@@ -138,12 +151,7 @@ class SourceTable(FreeTable):  # type: ignore[misc]
         ``Table().source & Table()`` those pulled: the destination's keys are
         fetched and used, as the two tables live on different servers.
         """
-        if isinstance(restriction, LinkedTable):
-            restriction = key_condition(restriction)
-        elif isinstance(restriction, Not) and isinstance(
-            restriction.restriction, LinkedTable
-        ):
-            restriction = Not(key_condition(restriction.restriction))
+        restriction = by_keys_across_servers(restriction, LinkedTable)
         return super().restrict(restriction, semantic_check)
 
     @overload
@@ -276,8 +284,7 @@ class LinkedTable(WrittenByTheLink):
         The source lives on another server, so it cannot take part in a query
         on the destination: its keys are fetched and used instead.
         """
-        if isinstance(restriction, SourceTable):
-            restriction = key_condition(restriction)
+        restriction = by_keys_across_servers(restriction, SourceTable)
         return super().restrict(restriction, semantic_check)  # type: ignore[misc]
 
     def delete(self, *, prompt: bool | None = None) -> int:

@@ -81,33 +81,29 @@ def _slices(keys: Sequence[PrimaryKey], size: int) -> list[list[PrimaryKey]]:
     return [list(keys[start : start + size]) for start in range(0, len(keys), size)]
 
 
+def _failures(
+    outcomes: Sequence[PullCompleted | DeletionCompleted],
+) -> list[RowFailure]:
+    return [failure for outcome in outcomes for failure in outcome.failures]
+
+
 def _sum_pulls(outcomes: Sequence[PullCompleted], requested: int) -> PullResult:
-    counts = RowCounts()
-    failures: list[RowFailure] = []
-    for outcome in outcomes:
-        counts = counts + outcome.counts
-        failures.extend(outcome.failures)
     return PullResult(
         request_ids=tuple(outcome.request_id for outcome in outcomes),
         requested=requested,
-        counts=counts,
-        failures=failures,
+        counts=sum((outcome.counts for outcome in outcomes), RowCounts()),
+        failures=_failures(outcomes),
     )
 
 
 def _sum_deletions(
     outcomes: Sequence[DeletionCompleted], requested: int
 ) -> DeletionResult:
-    counts = DeletionCounts()
-    failures: list[RowFailure] = []
-    for outcome in outcomes:
-        counts = counts + outcome.counts
-        failures.extend(outcome.failures)
     return DeletionResult(
         request_ids=tuple(outcome.request_id for outcome in outcomes),
         requested=requested,
-        counts=counts,
-        failures=failures,
+        counts=sum((outcome.counts for outcome in outcomes), DeletionCounts()),
+        failures=_failures(outcomes),
     )
 
 

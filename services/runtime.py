@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import sys
 import tempfile
 import time
@@ -25,13 +24,19 @@ import datajoint as dj
 import faust
 import pymysql
 from faust.types import EventT
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from link.adapters.gateway import LinkGateway
 from link.adapters.kafka import MAX_MESSAGE_BYTES, Topics, ensure_topics
 from link.adapters.servers import open_destination, open_source
 from link.config import LinkSettings
-from link.domain.events import REQUEST_VERSIONS, DeadLetter, LinkRef, RequestRejected
+from link.domain.events import (
+    REQUEST_VERSIONS,
+    DeadLetter,
+    LinkRef,
+    RequestId,
+    RequestRejected,
+)
 from link.errors import BrokerError, ConfigurationError, InvalidRequestError, LinkError
 from link.registry import Registry
 
@@ -165,7 +170,7 @@ def parse(model: type[BaseModel], payload: bytes | None, limit: int) -> Any:
 DEAD_LETTER_PAYLOAD_BYTES = 64 * 1024
 """Bytes of an unprocessable message kept in its dead letter."""
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_request_id: TypeAdapter[str] = TypeAdapter(RequestId)
 
 
 def request_id_of_key(key: object) -> str | None:
@@ -173,7 +178,10 @@ def request_id_of_key(key: object) -> str | None:
     if not isinstance(key, bytes):
         return None
     text = key.decode("utf-8", errors="replace")
-    return text if _REQUEST_ID.match(text) else None
+    try:
+        return _request_id.validate_python(text)
+    except ValidationError:
+        return None
 
 
 def request_id_of(payload: bytes | None) -> str | None:

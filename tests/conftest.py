@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import datajoint as dj
 import pytest
 
+from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
 from tests.servers import Endpoints, endpoints_from_environment, start_containers
 
 
@@ -83,6 +84,18 @@ def schema_names(
     for schema in (names.helper, names.source):
         source_admin.connection.query(f"DROP DATABASE IF EXISTS `{schema}`")
     destination_admin.connection.query(f"DROP DATABASE IF EXISTS `{names.destination}`")
+
+
+@pytest.fixture
+def pipeline(source_admin: dj.Instance, schema_names: SchemaNames) -> SourcePipeline:
+    """Declare and fill the demo pipeline in a fresh source schema.
+
+    Three subjects with two sessions of three trials each; test modules that
+    need other sizes define their own fixture of this name.
+    """
+    pipeline = declare_pipeline(source_admin, schema_names.source)
+    fill_pipeline(pipeline, subjects=3, sessions_per_subject=2, trials_per_session=3)
+    return pipeline
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -157,10 +157,24 @@ class TransferRequested(Message):
     keys: list[PrimaryKey] = Field(min_length=1)
 
 
-class RowCounts(BaseModel):
-    """How many rows of a request ended in each outcome."""
+class Counts(BaseModel):
+    """Counts of rows by outcome: every field is a count, added field by field."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __add__(self, other: Self) -> Self:
+        """Add two counts field by field."""
+        names = type(self).model_fields
+        return type(self)(**{n: getattr(self, n) + getattr(other, n) for n in names})
+
+    @property
+    def total(self) -> int:
+        """Return the number of rows counted."""
+        return sum(getattr(self, name) for name in type(self).model_fields)
+
+
+class RowCounts(Counts):
+    """How many rows of a request ended in each outcome."""
 
     shared: int = Field(default=0, ge=0, description="Pulled and now Shared.")
     tainted: int = Field(
@@ -173,27 +187,6 @@ class RowCounts(BaseModel):
         default=0, ge=0, description="Shared or Tainted before the request."
     )
     failed: int = Field(default=0, ge=0)
-
-    def __add__(self, other: RowCounts) -> RowCounts:
-        """Add two counts field by field."""
-        return RowCounts(
-            shared=self.shared + other.shared,
-            tainted=self.tainted + other.tainted,
-            deprecated=self.deprecated + other.deprecated,
-            already_shared=self.already_shared + other.already_shared,
-            failed=self.failed + other.failed,
-        )
-
-    @property
-    def total(self) -> int:
-        """Return the number of rows counted."""
-        return (
-            self.shared
-            + self.tainted
-            + self.deprecated
-            + self.already_shared
-            + self.failed
-        )
 
 
 class PullStarted(Message):
@@ -279,10 +272,8 @@ class DeletionRequestedV1(Request):
         )
 
 
-class DeletionCounts(BaseModel):
+class DeletionCounts(Counts):
     """How many rows of a deletion ended in each outcome."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     unshared: int = Field(
         default=0, ge=0, description="Deleted; the source may share them again."
@@ -294,20 +285,6 @@ class DeletionCounts(BaseModel):
         default=0, ge=0, description="Not in the destination before the request."
     )
     failed: int = Field(default=0, ge=0)
-
-    def __add__(self, other: DeletionCounts) -> DeletionCounts:
-        """Add two counts field by field."""
-        return DeletionCounts(
-            unshared=self.unshared + other.unshared,
-            deprecated=self.deprecated + other.deprecated,
-            already_gone=self.already_gone + other.already_gone,
-            failed=self.failed + other.failed,
-        )
-
-    @property
-    def total(self) -> int:
-        """Return the number of rows counted."""
-        return self.unshared + self.deprecated + self.already_gone + self.failed
 
 
 class DeletionCompleted(Message):

@@ -19,7 +19,6 @@ from tests.conftest import SchemaNames
 from tests.helpers import (
     assert_rows_equal,
     fetch_sorted,
-    filled_pipeline,
     linked_session,
 )
 from tests.servers import Endpoints
@@ -41,18 +40,6 @@ def mode(
     else:
         monkeypatch.delenv("LINK_BROKER")
     return str(request.param)
-
-
-@pytest.fixture
-def pipeline(source_admin: dj.Instance, schema_names: SchemaNames) -> SourcePipeline:
-    """Declare and fill the demo pipeline in a fresh source schema."""
-    return filled_pipeline(
-        source_admin,
-        schema_names,
-        subjects=3,
-        sessions_per_subject=2,
-        trials_per_session=3,
-    )
 
 
 def helper_row(

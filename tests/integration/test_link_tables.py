@@ -19,24 +19,11 @@ from tests.conftest import SchemaNames
 from tests.helpers import (
     assert_rows_equal,
     fetch_sorted,
-    filled_pipeline,
     linked_session,
 )
 from tests.servers import Endpoints
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def pipeline(source_admin: dj.Instance, schema_names: SchemaNames) -> SourcePipeline:
-    """Declare and fill the demo pipeline in a fresh source schema."""
-    return filled_pipeline(
-        source_admin,
-        schema_names,
-        subjects=3,
-        sessions_per_subject=2,
-        trials_per_session=3,
-    )
 
 
 def helper_columns(source_admin: dj.Instance, names: SchemaNames) -> dict[str, str]:
