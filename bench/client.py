@@ -89,9 +89,11 @@ class LinkSystem:
         return {"counts": result.counts.model_dump()}
 
     def delete_flagged(self) -> dict[str, Any]:
-        """Delete the flagged rows, as the README shows."""
+        """Delete the flagged rows, as the README shows for scripts."""
         table = self._table()
-        deleted = (table & table.source.flagged).delete()
+        # Standard input carries the benchmark's commands: a confirmation
+        # prompt would read the next command as its answer.
+        deleted = (table & table.source.flagged).delete(prompt=False)
         return {"deleted": deleted}
 
 

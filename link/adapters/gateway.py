@@ -18,7 +18,16 @@ from typing import Any
 import datajoint as dj
 import pymysql
 
-from link.adapters.objects import StoredObjects
+from link.adapters.literals import (
+    STATEMENT_BYTES,
+    RowRendering,
+    column_types,
+    insert_statements,
+    key_literal,
+    plan_rendering,
+    row_literals,
+)
+from link.adapters.objects import StoredObjects, split_full_name
 from link.adapters.tables import quote
 from link.domain.events import LinkRef
 from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, kind_of_sql_type
@@ -53,26 +62,13 @@ def _stored(table: dj.FreeTable) -> list[str]:
     ]
 
 
-def _select_list(table: dj.FreeTable, columns: Sequence[str]) -> str:
-    """Return a select list that reads the columns' stored values exactly."""
-    attributes = table.heading.attributes
-    # MariaDB sends FLOAT values rounded to six significant digits, which the
-    # copy would store back rounded; read as DOUBLE they arrive exactly.
-    return ", ".join(
-        f"CAST(`{name}` AS DOUBLE)"
-        if str(attributes[name].type).lower().startswith("float")
-        else f"`{name}`"
-        for name in columns
-    )
-
-
 @dataclass(frozen=True)
 class PartPair:
     """A source part table and the destination part table it is copied to."""
 
     source: str
     destination: str
-    columns: tuple[str, ...]
+    rendering: RowRendering
 
 
 class LinkGateway:
@@ -102,19 +98,25 @@ class LinkGateway:
                 if attr.in_key
             )
         )
-        self.columns = _columns(master)
+        self.rendering = self._rendering(link.source_table)
         self.parts = tuple(self._part_pairs())
         # One batch's key condition serves several statements in a row.
         self._build_condition = functools.lru_cache(maxsize=8)(  # type: ignore[method-assign]
             self._build_condition
         )
-        self._selects = {
-            table: _select_list(dj.FreeTable(self._source, table), columns)
-            for table, columns in (
-                (self.source_table, self.columns),
-                *((pair.source, pair.columns) for pair in self.parts),
-            )
+        self._renderings = {
+            self.source_table: self.rendering,
+            **{pair.source: pair.rendering for pair in self.parts},
         }
+        self._selects = {
+            table: rendering.select_list(
+                column_types(self._source, *split_full_name(table))
+            )
+            for table, rendering in self._renderings.items()
+        }
+        (packet,) = self._destination.query("SELECT @@max_allowed_packet").fetchone()
+        # Characters, not bytes: escaped non-ASCII text may take up to 4 bytes.
+        self._statement_limit = min(STATEMENT_BYTES, int(packet) // 4)
         self._tables = {
             table: dj.FreeTable(self._source, table)
             for table in (self.source_table, *(pair.source for pair in self.parts))
@@ -146,23 +148,33 @@ class LinkGateway:
             destination = quote(
                 self.link.destination_schema, f"{self.link.destination_table}__{suffix}"
             )
-            columns = _columns(dj.FreeTable(self._source, source))
-            yield PartPair(source=source, destination=destination, columns=columns)
+            yield PartPair(
+                source=source, destination=destination, rendering=self._rendering(name)
+            )
+
+    def _rendering(self, table_name: str) -> RowRendering:
+        table = dj.FreeTable(self._source, quote(self.link.source_schema, table_name))
+        # Stored-object metadata passes through Python: the link rewrites it.
+        return plan_rendering(
+            table.full_table_name,
+            _columns(table),
+            column_types(self._source, self.link.source_schema, table_name),
+            set(_stored(table)),
+        )
 
     # -- key conditions ---------------------------------------------------------
 
-    def _condition(self, keys: Sequence[CanonicalKey]) -> tuple[str, tuple[Any, ...]]:
+    def _condition(self, keys: Sequence[CanonicalKey]) -> str:
         return self._build_condition(tuple(keys))
 
-    def _build_condition(
-        self, keys: tuple[CanonicalKey, ...]
-    ) -> tuple[str, tuple[Any, ...]]:
+    def _build_condition(self, keys: tuple[CanonicalKey, ...]) -> str:
         names = ", ".join(f"`{name}`" for name in self.codec.names)
-        row = "(" + ", ".join(["%s"] * len(self.codec.names)) + ")"
-        args: list[Any] = []
-        for key in keys:
-            args.extend(self.codec.to_sql(self.codec.to_message(key)))
-        return f"({names}) IN ({', '.join([row] * len(keys))})", tuple(args)
+        rows = ",".join(f"({self._key_literals(key)})" for key in keys)
+        return f"({names}) IN ({rows})"
+
+    def _key_literals(self, key: CanonicalKey) -> str:
+        values = self.codec.to_sql(self.codec.to_message(key))
+        return ", ".join(map(key_literal, values))
 
     def _select_keys(
         self, connection: dj.Connection, table: str, keys: Sequence[CanonicalKey]
@@ -170,9 +182,9 @@ class LinkGateway:
         found: set[CanonicalKey] = set()
         names = ", ".join(f"`{name}`" for name in self.codec.names)
         for chunk in chunked(keys, QUERY_CHUNK):
-            condition, args = self._condition(chunk)
+            condition = self._condition(chunk)
             rows = connection.query(
-                f"SELECT {names} FROM {table} WHERE {condition}", args=args
+                f"SELECT {names} FROM {table} WHERE {condition}"
             ).fetchall()
             found.update(self.codec.canonical_from_sql(row) for row in rows)
         return found
@@ -187,11 +199,10 @@ class LinkGateway:
         width = len(self.codec.names)
         helpers: dict[CanonicalKey, HelperRow] = {}
         for chunk in chunked(keys, QUERY_CHUNK):
-            condition, args = self._condition(chunk)
+            condition = self._condition(chunk)
             rows = self._source.query(
                 f"SELECT {names}, process, is_flagged, is_deprecated"
-                f" FROM {self.helper_table} WHERE {condition}",
-                args=args,
+                f" FROM {self.helper_table} WHERE {condition}"
             ).fetchall()
             for row in rows:
                 key = self.codec.canonical_from_sql(row[:width])
@@ -256,11 +267,10 @@ class LinkGateway:
     ) -> int:
         changed = 0
         for chunk in chunked(keys, QUERY_CHUNK):
-            condition, args = self._condition(chunk)
+            condition = self._condition(chunk)
             cursor = self._source.query(
                 f"UPDATE {self.helper_table} SET {assignment}"
-                f" WHERE {condition} AND {guard}",
-                args=args,
+                f" WHERE {condition} AND {guard}"
             )
             changed += cursor.rowcount
         return changed
@@ -274,20 +284,17 @@ class LinkGateway:
         if not keys:
             return 0
         names = ", ".join(f"`{name}`" for name in self.codec.names)
-        placeholders = ", ".join(["%s"] * (len(self.codec.names) + 1))
-        sql = (
-            f"INSERT INTO {self.helper_table} ({names}, process)"
-            f" VALUES ({placeholders}) ON DUPLICATE KEY UPDATE process = process"
-        )
-        rows = [
-            (*self.codec.to_sql(self.codec.to_message(key)), Process.PULL.value)
-            for key in keys
-        ]
         with self._source.transaction:
-            cursor = self._source._conn.cursor()
-            for chunk in chunked(rows, QUERY_CHUNK):
-                cursor.executemany(sql, chunk)
-        return len(rows)
+            for chunk in chunked(keys, QUERY_CHUNK):
+                rows = ",".join(
+                    f"({self._key_literals(key)}, '{Process.PULL.value}')"
+                    for key in chunk
+                )
+                self._source.query(
+                    f"INSERT INTO {self.helper_table} ({names}, process)"
+                    f" VALUES {rows} ON DUPLICATE KEY UPDATE process = process"
+                )
+        return len(keys)
 
     def reactivate(self, keys: Sequence[CanonicalKey]) -> int:
         """Replace the helper rows of deprecated rows that the source unflagged."""
@@ -329,30 +336,48 @@ class LinkGateway:
         """Delete the helper rows of unflagged deleted rows (Activated to Unshared)."""
         removed = 0
         for chunk in chunked(keys, QUERY_CHUNK):
-            condition, args = self._condition(chunk)
+            condition = self._condition(chunk)
             cursor = self._source.query(
                 f"DELETE FROM {self.helper_table} WHERE {condition}"
-                " AND process = 'DELETE' AND is_flagged = 'FALSE'",
-                args=args,
+                " AND process = 'DELETE' AND is_flagged = 'FALSE'"
             )
             removed += cursor.rowcount
         return removed
 
     # -- destination writes ---------------------------------------------------------
 
-    def _fetch(
-        self, table: str, columns: Sequence[str], keys: Sequence[CanonicalKey]
-    ) -> list[tuple[Any, ...]]:
+    def _fetch(self, table: str, keys: Sequence[CanonicalKey]) -> list[tuple[Any, ...]]:
         select = self._selects[table]
         rows: list[tuple[Any, ...]] = []
         for chunk in chunked(keys, QUERY_CHUNK):
-            condition, args = self._condition(chunk)
+            condition = self._condition(chunk)
             rows.extend(
                 self._source.query(
-                    f"SELECT {select} FROM {table} WHERE {condition}", args=args
+                    f"SELECT {select} FROM {table} WHERE {condition}"
                 ).fetchall()
             )
         return rows
+
+    def _literals(
+        self, source: str, destination: str, keys: Sequence[CanonicalKey]
+    ) -> list[str]:
+        """Return the rows of the keys in a source table as SQL row constructors."""
+        rendering = self._renderings[source]
+        rows = self._fetch(source, keys)
+        if self._objects is not None and rendering.passed:
+            # Objects are copied before their rows: a failed insert leaves
+            # copies that the destination's garbage collector removes.
+            offset = 1 if rendering.rendered else 0
+            passed = self._objects.rewrite(
+                self._tables[source],
+                destination,
+                rendering.passed,
+                [row[offset:] for row in rows],
+            )
+            rows = [
+                row[:offset] + values for row, values in zip(rows, passed, strict=True)
+            ]
+        return row_literals(rows, rendering, self._destination._conn.escape)
 
     def copy(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
         """Copy rows and their part rows to the destination in one transaction.
@@ -362,30 +387,26 @@ class LinkGateway:
         """
         if not keys:
             return 0, 0
-        batches: list[tuple[str, Sequence[str], list[tuple[Any, ...]]]] = []
-        for source, destination, selected in (
-            (self.source_table, self.destination_table, self.columns),
-            *((pair.source, pair.destination, pair.columns) for pair in self.parts),
-        ):
-            rows = self._fetch(source, selected, keys)
-            if self._objects is not None:
-                # Objects are copied before their rows: a failed insert leaves
-                # copies that the destination's garbage collector removes.
-                rows = self._objects.rewrite(
-                    self._tables[source], destination, selected, rows
-                )
-            batches.append((destination, selected, rows))
+        batches = [
+            (
+                destination,
+                self._renderings[source],
+                self._literals(source, destination, keys),
+            )
+            for source, destination in (
+                (self.source_table, self.destination_table),
+                *((pair.source, pair.destination) for pair in self.parts),
+            )
+        ]
         with self._destination.transaction:
             cursor = self._destination._conn.cursor()
-            for table, columns, rows in batches:
-                if not rows:
-                    continue
-                names = ", ".join(f"`{name}`" for name in columns)
-                placeholders = ", ".join(["%s"] * len(columns))
+            for table, rendering, literals in batches:
+                statements = insert_statements(
+                    table, rendering.insert_columns, literals, self._statement_limit
+                )
                 try:
-                    cursor.executemany(
-                        f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows
-                    )
+                    for statement in statements:
+                        cursor.execute(statement)
                 except pymysql.err.IntegrityError as error:
                     if error.args and error.args[0] == _DUPLICATE_ENTRY:
                         raise RowsAlreadyCopiedError(
@@ -393,15 +414,15 @@ class LinkGateway:
                             f" already in {table}; nothing of this batch was kept."
                         ) from error
                     raise DestinationError(
-                        f"Link {self.link.link_id}: writing {len(rows)} row(s) to"
+                        f"Link {self.link.link_id}: writing {len(literals)} row(s) to"
                         f" {table} failed, nothing of this batch was kept: {error}"
                     ) from error
                 except pymysql.err.MySQLError as error:
                     raise DestinationError(
-                        f"Link {self.link.link_id}: writing {len(rows)} row(s) to"
+                        f"Link {self.link.link_id}: writing {len(literals)} row(s) to"
                         f" {table} failed, nothing of this batch was kept: {error}"
                     ) from error
-        part_rows = sum(len(rows) for _table, _columns, rows in batches[1:])
+        part_rows = sum(len(literals) for _table, _rendering, literals in batches[1:])
         return len(batches[0][2]), part_rows
 
     def remove_from_destination(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
@@ -415,13 +436,13 @@ class LinkGateway:
         with self._destination.transaction:
             cursor = self._destination._conn.cursor()
             for chunk in chunked(keys, QUERY_CHUNK):
-                condition, args = self._condition(chunk)
+                condition = self._condition(chunk)
                 # Parts first: they reference the master on the destination.
                 for pair in self.parts:
                     part_rows += cursor.execute(
-                        f"DELETE FROM {pair.destination} WHERE {condition}", args
+                        f"DELETE FROM {pair.destination} WHERE {condition}"
                     )
                 rows += cursor.execute(
-                    f"DELETE FROM {self.destination_table} WHERE {condition}", args
+                    f"DELETE FROM {self.destination_table} WHERE {condition}"
                 )
         return rows, part_rows

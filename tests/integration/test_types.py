@@ -583,3 +583,79 @@ def test_destination_ddl_is_the_source_ddl_without_foreign_keys(
         args=(schema_names.destination,),
     ).fetchall()
     assert list(constraints) == [("everything__part", "everything")]
+
+
+KEYED = """
+# a primary key of every kind the key codec knows
+name : varchar(32)
+day : date
+moment : datetime(6)
+amount : decimal(8,2)
+ratio : float64
+uid : uuid
+---
+note = "" : varchar(16)
+"""
+
+KEYED_ROWS = [
+    {
+        "name": name,
+        "day": datetime.date(2020, 2, 29),
+        "moment": datetime.datetime(2024, 1, 2, 3, 4, 5, micro),
+        "amount": decimal.Decimal(amount),
+        "ratio": ratio,
+        "uid": uuid.UUID(int=index),
+        "note": f"row {index}",
+    }
+    for index, (name, micro, amount, ratio) in enumerate(
+        [
+            ("it's", 0, "1.50", 0.1),
+            ('ünï 🐭 \\ "x"', 999999, "-999999.99", 1 / 3),
+            ("", 1, "0", -1e-300),
+            ("50% off", 500000, "12.00", 2.0**60),
+        ]
+    )
+]
+
+
+@pytest.mark.usefixtures("link_environment")
+def test_keys_of_every_kind_are_pulled_and_deleted(
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Embedded: the integration tests run no services.
+    monkeypatch.delenv("LINK_BROKER")
+    schema = source_admin.Schema(schema_names.source)
+
+    @schema
+    class Keyed(dj.Manual):  # type: ignore[misc]
+        definition = KEYED
+
+    Keyed.insert(KEYED_ROWS)
+
+    @link(
+        endpoints.source_host,
+        schema_names.source,
+        schema_names.helper,
+        "KeyedOutbound",
+        schema_names.destination,
+    )
+    class Keyed:  # type: ignore[no-redef]
+        """Rows named by keys of every kind."""
+
+    assert pull_in_process(Keyed) == RowCounts(shared=len(KEYED_ROWS))
+    destination = Keyed.to_dicts(order_by=Keyed.primary_key)
+    source = Keyed().source.to_dicts(order_by=Keyed.primary_key)
+    assert destination == source
+    assert len(destination) == len(KEYED_ROWS)
+
+    deleted = (Keyed() & "note in ('row 1', 'row 3')").delete(prompt=False)
+
+    assert deleted == 2
+    assert sorted(row["note"] for row in Keyed.to_dicts()) == ["row 0", "row 2"]
+    helper = source_admin.connection.query(
+        f"SELECT COUNT(*) FROM `{schema_names.helper}`.`keyed_outbound`"
+    ).fetchone()
+    assert helper == (2,)
