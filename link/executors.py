@@ -81,6 +81,23 @@ def _slices(keys: Sequence[PrimaryKey], size: int) -> list[list[PrimaryKey]]:
     return [list(keys[start : start + size]) for start in range(0, len(keys), size)]
 
 
+def growing_slices(
+    keys: Sequence[PrimaryKey], first: int, largest: int
+) -> list[list[PrimaryKey]]:
+    """Cut keys into slices that double in size from first up to largest.
+
+    The transfer workers can begin on the first slice's single batch while
+    the pull-request service is still activating the larger ones behind it.
+    """
+    slices: list[list[PrimaryKey]] = []
+    start, size = 0, max(1, min(first, largest))
+    while start < len(keys):
+        slices.append(list(keys[start : start + size]))
+        start += size
+        size = min(size * 2, largest)
+    return slices
+
+
 def _failures(
     outcomes: Sequence[PullCompleted | DeletionCompleted],
 ) -> list[RowFailure]:
@@ -289,9 +306,9 @@ class KafkaExecutor:
     def _connect(self) -> tuple[Publisher, RequestListener]:
         """Open the producer and the listener once; later requests reuse them.
 
-        An idempotent producer needs about half a second for its first
-        delivery, and a listener needs a round of metadata and offsets, so a
-        single-row pull would mostly wait for them. The listener stays where
+        A producer and a listener each need a round of metadata (and the
+        listener its offsets): a single-row pull would mostly wait for them
+        if every request opened its own. The listener stays where
         it was opened, before the first request: no outcome can slip past it.
         """
         if self._publisher is None or self._listener is None:
@@ -333,7 +350,9 @@ class KafkaExecutor:
         self, keys: Sequence[PrimaryKey], progress: tqdm[Any] | None = None
     ) -> PullHandle:
         """Publish pull requests and return at once with a handle on them."""
-        chunks = _slices(keys, self._settings.request_size)
+        chunks = growing_slices(
+            keys, self._settings.batch_size, self._settings.request_size
+        )
         requests = [
             PullRequested(request_id=request_id, link=self._ref, keys=chunk)
             for request_id, chunk in zip(

@@ -313,6 +313,8 @@ class LinkGateway:
         shared = self._update_helper(
             keys, "process = 'NONE'", "process = 'PULL' AND is_flagged = 'FALSE'"
         )
+        if shared == len(keys):
+            return shared, 0
         tainted = self._update_helper(
             keys, "process = 'NONE'", "process = 'PULL' AND is_flagged = 'TRUE'"
         )

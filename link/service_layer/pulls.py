@@ -24,7 +24,10 @@ from link.domain.events import (
 )
 from link.domain.keys import CanonicalKey, KeyCodec
 from link.domain.lifecycle import (
+    HelperRow,
     InconsistentRowError,
+    Observation,
+    Process,
     PullStart,
     State,
     TransferStep,
@@ -157,28 +160,50 @@ def transfer_batch(
 ) -> BatchTransferred:
     """Copy a batch of activated rows and finish their pull.
 
-    When another worker copied some of the rows meanwhile (a redelivered or
-    repeated batch), the copy is refused as a whole and the batch is taken up
-    again from a fresh look at the rows.
+    The first attempt does not ask the destination which rows it holds when
+    every row of the batch is an unflagged row in process PULL: it copies
+    them all. A row the destination holds already (a redelivered or repeated
+    batch, or a copy whose finish a crash prevented) makes the copy fail as a
+    whole, and the batch is taken up again from a full look at the rows.
     """
     try:
-        return _transfer_batch(request, gateway)
+        return _transfer_batch(request, gateway, optimistic=True)
     except RowsAlreadyCopiedError:
         logger.info(
-            "link %s request %s batch %d: rows arrived meanwhile, looking again",
+            "link %s request %s batch %d: rows are in the destination already,"
+            " looking again",
             gateway.link.link_id,
             request.request_id,
             request.batch_index + 1,
         )
-        return _transfer_batch(request, gateway)
+        return _transfer_batch(request, gateway, optimistic=False)
+
+
+def _observe_for_transfer(
+    gateway: PullGateway, keys: list[CanonicalKey], *, optimistic: bool
+) -> dict[CanonicalKey, Observation]:
+    if optimistic:
+        helpers = gateway.read_helper(keys)
+        pulling = HelperRow(process=Process.PULL, is_flagged=False, is_deprecated=False)
+        if len(helpers) == len(keys) and all(
+            helper == pulling for helper in helpers.values()
+        ):
+            # Absent from the destination until the copy finds otherwise.
+            return {
+                key: Observation(
+                    in_source=True, helper=helpers[key], in_destination=False
+                )
+                for key in keys
+            }
+    return gateway.observe(keys, helper_implies_source=True)
 
 
 def _transfer_batch(
-    request: TransferRequested, gateway: PullGateway
+    request: TransferRequested, gateway: PullGateway, *, optimistic: bool
 ) -> BatchTransferred:
     codec = gateway.codec
     keys = canonical_keys(codec, request.keys)
-    observations = gateway.observe(keys, helper_implies_source=True)
+    observations = _observe_for_transfer(gateway, keys, optimistic=optimistic)
     tally = _Tally()
     to_copy: list[CanonicalKey] = []
     to_finish: list[CanonicalKey] = []

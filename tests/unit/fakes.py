@@ -19,6 +19,7 @@ from link.domain.events import (
 )
 from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, KeyKind
 from link.domain.lifecycle import HelperRow, Observation, Process, State, classify
+from link.errors import RowsAlreadyCopiedError
 from link.service_layer.ports import DeletionGateway, PullGateway
 from link.service_layer.pulls import start_pull
 
@@ -47,11 +48,14 @@ class InMemoryGateway:
         self.parts_per_row = parts_per_row
         self.copied: list[CanonicalKey] = []
         self.flag_while_copying: set[CanonicalKey] = set()
+        self.copy_attempts = 0
+        self.observations = 0
 
     def observe(
         self, keys: Sequence[CanonicalKey], *, helper_implies_source: bool = False
     ) -> dict[CanonicalKey, Observation]:
         """Return where each row is present, as the real gateway does."""
+        self.observations += 1
         return {
             key: Observation(
                 in_source=helper_implies_source or key in self.source,
@@ -146,10 +150,12 @@ class InMemoryGateway:
         return found
 
     def copy(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
-        """Copy rows to the destination; a row already there is an error."""
+        """Copy rows to the destination; none if one of them is there already."""
+        self.copy_attempts += 1
         for key in keys:
             assert key in self.source, f"copy of {key} that is not in the source"
-            assert key not in self.destination, f"second copy of {key}"
+        if any(key in self.destination for key in keys):
+            raise RowsAlreadyCopiedError("some rows of the batch are there already")
         self.destination.update(keys)
         self.copied.extend(keys)
         for key in self.flag_while_copying.intersection(keys):

@@ -190,6 +190,32 @@ def test_a_transfer_after_a_crash_between_copy_and_finish_finishes(
     assert gateway.state(1) is State.SHARED
 
 
+def test_a_batch_of_rows_being_pulled_is_copied_without_asking_the_destination(
+    gateway: InMemoryGateway,
+) -> None:
+    batch = pulled(gateway, 1, 2)
+    gateway.observations = 0
+
+    transfer_batch(batch, gateway)
+
+    assert (gateway.observations, gateway.copy_attempts) == (0, 1)
+
+
+def test_a_batch_meeting_its_rows_in_the_destination_looks_again_and_finishes(
+    gateway: InMemoryGateway,
+) -> None:
+    batch = pulled(gateway, 1, 2, 3)
+    gateway.copy([(2,)])
+    gateway.copy_attempts = gateway.observations = 0
+
+    result = transfer_batch(batch, gateway)
+
+    # The first copy is refused as a whole; the second copies what is missing.
+    assert (gateway.observations, gateway.copy_attempts) == (1, 2)
+    assert gateway.copied == [(2,), (1,), (3,)]
+    assert result.counts == RowCounts(shared=3)
+
+
 def test_a_row_flagged_before_its_copy_ends_deprecated(
     gateway: InMemoryGateway,
 ) -> None:
