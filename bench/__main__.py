@@ -23,6 +23,7 @@ from bench.results import (
     KAFKA_2,
     OLD,
     RAW,
+    RAW_RENDERED,
     SYSTEMS,
     BulkResult,
     Results,
@@ -90,7 +91,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--systems",
         default=",".join(system.short for system in SYSTEMS),
-        help="systems to run, of raw,old,emb,k1,k2 (default all)",
+        help="systems to run, of raw,rawr,old,emb,k1,k2 (default all)",
     )
     return parser.parse_args(argv)
 
@@ -210,7 +211,7 @@ def _run_system(
         if system.name == OLD and rows > options.old_tool_max:
             continue
         results.bulk.append(runner.bulk(system, sources[rows], rows))
-    if options.large and system.name in (RAW, EMBEDDED, KAFKA_1):
+    if options.large and system.name in (RAW, RAW_RENDERED, EMBEDDED, KAFKA_1):
         # Only the pull: the large run is about memory, and the deletion path
         # `(T() & T().source.flagged)` restricts the destination by one OR term
         # per row, which the server evaluates in time growing with its square.

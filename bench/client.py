@@ -180,6 +180,63 @@ class RawSystem:
         return self._in_transaction(delete)
 
 
+class RenderedRawSystem(RawSystem):
+    """The raw copy with the link's own technique, still without a lifecycle.
+
+    The source server writes each row as the text of an SQL row constructor
+    (link/adapters/literals.py), so Python neither decodes nor escapes values:
+    the limit for a copy that reads and writes the way the link does.
+    """
+
+    def link(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Connect, create the destination tables and load the link's literals.
+
+        Imported here, not at the top: the plain raw copy's memory figure
+        should not include the link package (DataJoint and all), and no
+        timed pull should include the import.
+        """
+        import link.adapters.literals
+
+        self._literals = link.adapters.literals
+        return super().link(command)
+
+    def _copy(self, table: str, where: str = "", args: tuple[Any, ...] = ()) -> int:
+        literals = self._literals
+        metadata = self._source.cursor()
+        metadata.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (self._source_schema, table),
+        )
+        types = {str(name): str(data_type) for name, data_type in metadata.fetchall()}
+        destination_table = f"`{self._destination_schema}`.`{table}`"
+        rendering = literals.plan_rendering(
+            destination_table, list(types), types, set()
+        )
+        source = self._source.cursor(pymysql.cursors.SSCursor)
+        destination = self._destination.cursor()
+        copied = 0
+        try:
+            source.execute(
+                f"SELECT {rendering.select_list(types)}"
+                f" FROM `{self._source_schema}`.`{table}`{where}",
+                args,
+            )
+            while rows := source.fetchmany(COPY_CHUNK):
+                texts = literals.row_literals(rows, rendering, self._destination.escape)
+                for statement in literals.insert_statements(
+                    destination_table,
+                    rendering.insert_columns,
+                    texts,
+                    literals.STATEMENT_BYTES,
+                ):
+                    destination.execute(statement)
+                copied += len(rows)
+        finally:
+            source.close()
+        return copied
+
+
 def serve(system: System, commands: TextIO, answers: TextIO) -> None:
     """Answer commands until quit or the end of the input."""
     for line in commands:
@@ -217,7 +274,11 @@ def main() -> None:
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     warnings.simplefilter("ignore")
-    systems: dict[str, Callable[[], System]] = {"link": LinkSystem, "raw": RawSystem}
+    systems: dict[str, Callable[[], System]] = {
+        "link": LinkSystem,
+        "raw": RawSystem,
+        "rendered": RenderedRawSystem,
+    }
     serve(systems[sys.argv[1]](), sys.stdin, answers)
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 RAW = "raw bulk copy"
+RAW_RENDERED = "raw, rendered"
 OLD = "old tool 0.11"
 EMBEDDED = "embedded"
 KAFKA_1 = "kafka, 1 worker"
@@ -20,12 +21,18 @@ class System:
     name: str
     short: str
     kind: str
-    """``raw``, ``old`` or ``link``."""
+    """``raw``, ``rendered``, ``old`` or ``link``."""
     over_kafka: bool = False
+
+    @property
+    def has_helper(self) -> bool:
+        """Return whether the system keeps the link's helper table."""
+        return self.kind in ("old", "link")
 
 
 SYSTEMS = (
     System(RAW, "raw", "raw"),
+    System(RAW_RENDERED, "rawr", "rendered"),
     System(OLD, "old", "old"),
     System(EMBEDDED, "emb", "link"),
     System(KAFKA_1, "k1", "link", over_kafka=True),

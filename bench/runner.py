@@ -60,7 +60,7 @@ class Runner:
     def _schemas(self, system: System, label: str) -> tuple[str, str | None, str]:
         helper = f"helper_bench_{self.token}_{system.short}_{label}"
         destination = f"dst_bench_{self.token}_{system.short}_{label}"
-        return helper, (None if system.kind == "raw" else helper), destination
+        return helper, (helper if system.has_helper else None), destination
 
     def _drop(self, helper: str, destination: str) -> None:
         admin = self.servers.source_admin()

@@ -52,13 +52,46 @@ class Databases:
     """Owns the service's database connections, on its one worker thread."""
 
     def __init__(self, settings: LinkSettings, registry: Registry) -> None:
-        """Prepare the worker thread; connections open on first use."""
+        """Start the worker thread, which connects ahead to the registry's servers."""
         self._settings = settings
         self._registry = registry
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
         self._sources: dict[str, dj.Instance] = {}
         self._destination: dj.Instance | None = None
         self._gateways: dict[str, LinkGateway] = {}
+        # The first request need not wait for connections; one that comes
+        # sooner queues behind this on the same thread.
+        self._executor.submit(self._connect_ahead)
+
+    def _connect_ahead(self) -> None:
+        """Open the destination and every registered source server, if they answer.
+
+        A server that does not answer now is connected to on first use, when
+        its failure is the request's (and retried like any other).
+        """
+        addresses = sorted({entry.address for entry in self._registry.entries})
+        # Any failure here is only logged: the request that needs the server
+        # meets it again and handles it (retry, dead letter) as usual.
+        try:
+            self.destination()
+        except Exception as error:
+            logger.warning("destination server not reachable yet: %s", error)
+        for address in addresses:
+            try:
+                self._source(address)
+            except Exception as error:
+                logger.warning("source server %s not reachable yet: %s", address, error)
+
+    def open_servers(self) -> list[str]:
+        """Return the addresses of the source servers connected so far, sorted."""
+        return sorted(self._sources)
+
+    def _source(self, address: str) -> dj.Instance:
+        source = self._sources.get(address)
+        if source is None:
+            source = open_source(address, self._settings)
+            self._sources[address] = source
+        return source
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking function on the worker thread and return its result."""
@@ -77,11 +110,7 @@ class Databases:
         identity = ref.model_dump_json()
         gateway = self._gateways.get(identity)
         if gateway is None:
-            source = self._sources.get(address)
-            if source is None:
-                source = open_source(address, self._settings)
-                self._sources[address] = source
-            gateway = LinkGateway(ref, source, self.destination())
+            gateway = LinkGateway(ref, self._source(address), self.destination())
             self._gateways[identity] = gateway
         return gateway
 

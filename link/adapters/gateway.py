@@ -27,7 +27,7 @@ from link.adapters.literals import (
     plan_rendering,
     row_literals,
 )
-from link.adapters.objects import StoredObjects, split_full_name
+from link.adapters.objects import StoredObjects
 from link.adapters.tables import quote
 from link.domain.events import LinkRef
 from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, kind_of_sql_type
@@ -82,9 +82,10 @@ class LinkGateway:
         self.source_table = quote(link.source_schema, link.source_table)
         self.helper_table = quote(link.helper_schema, link.helper_table)
         self.destination_table = quote(link.destination_schema, link.destination_table)
+        self._tables: dict[str, dj.FreeTable] = {}
+        self._selects: dict[str, str] = {}
         try:
-            master = dj.FreeTable(self._source, self.source_table)
-            heading = master.heading
+            heading = self._table(self.source_table).heading
             heading.attributes  # noqa: B018 - loads the heading, raising if absent
         except dj.errors.DataJointError as error:
             raise SourceError(
@@ -108,19 +109,9 @@ class LinkGateway:
             self.source_table: self.rendering,
             **{pair.source: pair.rendering for pair in self.parts},
         }
-        self._selects = {
-            table: rendering.select_list(
-                column_types(self._source, *split_full_name(table))
-            )
-            for table, rendering in self._renderings.items()
-        }
         (packet,) = self._destination.query("SELECT @@max_allowed_packet").fetchone()
         # Characters, not bytes: escaped non-ASCII text may take up to 4 bytes.
         self._statement_limit = min(STATEMENT_BYTES, int(packet) // 4)
-        self._tables = {
-            table: dj.FreeTable(self._source, table)
-            for table in (self.source_table, *(pair.source for pair in self.parts))
-        }
         self._objects: StoredObjects | None = None
         if any(_stored(table) for table in self._tables.values()):
             # Rows carry only the metadata of stored objects: their bytes are
@@ -130,6 +121,13 @@ class LinkGateway:
                 [(self._tables[self.source_table], self.destination_table)]
                 + [(self._tables[pair.source], pair.destination) for pair in self.parts]
             )
+
+    def _table(self, full_name: str) -> dj.FreeTable:
+        """Return a source table, its heading read once for the gateway's life."""
+        table = self._tables.get(full_name)
+        if table is None:
+            table = self._tables[full_name] = dj.FreeTable(self._source, full_name)
+        return table
 
     def _part_pairs(self) -> Iterator[PartPair]:
         rows = self._source.query(
@@ -153,14 +151,15 @@ class LinkGateway:
             )
 
     def _rendering(self, table_name: str) -> RowRendering:
-        table = dj.FreeTable(self._source, quote(self.link.source_schema, table_name))
+        full_name = quote(self.link.source_schema, table_name)
+        table = self._table(full_name)
+        types = column_types(self._source, self.link.source_schema, table_name)
         # Stored-object metadata passes through Python: the link rewrites it.
-        return plan_rendering(
-            table.full_table_name,
-            _columns(table),
-            column_types(self._source, self.link.source_schema, table_name),
-            set(_stored(table)),
+        rendering = plan_rendering(
+            full_name, _columns(table), types, set(_stored(table))
         )
+        self._selects[full_name] = rendering.select_list(types)
+        return rendering
 
     # -- key conditions ---------------------------------------------------------
 

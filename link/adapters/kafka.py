@@ -88,6 +88,11 @@ class Topics:
         )
 
 
+EAGER_CONNECTIONS = {"enable.sparse.connections": False}
+"""librdkafka's sparse connections hold a new client's first request back
+about 50 ms; a single-row pull opens three clients."""
+
+
 def ensure_topics(
     broker: str,
     topics: Iterable[str],
@@ -104,6 +109,7 @@ def ensure_topics(
     topics = [*topics, *sorted(compacted)]
     config: dict[str, Any] = {
         "bootstrap.servers": broker,
+        **EAGER_CONNECTIONS,
         "logger": logger,
         "log_level": 2,
     }
@@ -151,6 +157,7 @@ class Publisher:
         self._producer = Producer(
             {
                 "bootstrap.servers": broker,
+                **EAGER_CONNECTIONS,
                 "partitioner": "murmur2_random",
                 "acks": "all",
                 "message.max.bytes": MAX_MESSAGE_BYTES,
@@ -206,6 +213,7 @@ class RequestListener:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": broker,
+                **EAGER_CONNECTIONS,
                 "group.id": "link-request-listener",
                 "enable.auto.commit": False,
                 "logger": logger,
