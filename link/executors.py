@@ -202,6 +202,7 @@ class PendingRequests:
         self.pending = set(request_ids)
         self.outcomes: dict[str, PullCompleted | DeletionCompleted] = {}
         self.rejections: list[RequestRejected] = []
+        self._progress_of: dict[str, PullProgress] = {}
 
     @property
     def status(self) -> str:
@@ -215,17 +216,46 @@ class PendingRequests:
         if not self.pending:
             return
         for event in self._listener.events(self.pending, quiet_for):
+            if event.request_id not in self.pending:
+                continue  # a late event of a request already complete
+            outcome: PullCompleted | DeletionCompleted | RequestRejected | None
             if isinstance(event, PullStarted | BatchTransferred):
                 if self._progress is not None:
                     self._progress.update(event.counts.total)
-                continue
-            self.pending.discard(event.request_id)
-            if isinstance(event, RequestRejected):
-                self.rejections.append(event)
+                outcome = self._fold(event)
             else:
-                self.outcomes[event.request_id] = event
+                outcome = event
+            if outcome is None:
+                continue
+            request_id = event.request_id
+            assert request_id is not None, "only pending requests get this far"
+            self.pending.discard(request_id)
+            self._listener.forget(request_id)
+            self._progress_of.pop(request_id, None)
+            if isinstance(outcome, RequestRejected):
+                self.rejections.append(outcome)
+            else:
+                self.outcomes[outcome.request_id] = outcome
             if not self.pending:
                 break
+
+    def _fold(self, event: PullStarted | BatchTransferred) -> PullCompleted | None:
+        """Fold a pull's progress as its pull-request service does.
+
+        The last batch's result completes the pull here as it does there,
+        with the same outcome: the wait for the service's completion event,
+        one more trip through Kafka, is saved. A repeated request, which
+        sends no progress, is answered by that event all the same.
+        """
+        folded = self._progress_of.get(event.request_id)
+        if folded is None:
+            folded = PullProgress(request_id=event.request_id)
+        if isinstance(event, PullStarted):
+            folded = folded.with_start(event)
+        else:
+            folded = folded.with_batch(event)
+        self._progress_of[event.request_id] = folded
+        return folded.completion()
 
     def wait(self, quiet_for: float) -> list[PullCompleted | DeletionCompleted]:
         """Return every outcome; raise when nothing came for quiet_for seconds."""

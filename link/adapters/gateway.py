@@ -172,8 +172,7 @@ class LinkGateway:
         return f"({names}) IN ({rows})"
 
     def _key_literals(self, key: CanonicalKey) -> str:
-        values = self.codec.to_sql(self.codec.to_message(key))
-        return ", ".join(map(key_literal, values))
+        return ", ".join(map(key_literal, self.codec.canonical_to_sql(key)))
 
     def _select_keys(
         self, connection: dj.Connection, table: str, keys: Sequence[CanonicalKey]

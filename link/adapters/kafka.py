@@ -240,6 +240,10 @@ class RequestListener:
         for request_id in request_ids:
             self._mailbox.setdefault(request_id, [])
 
+    def forget(self, request_id: str) -> None:
+        """Stop keeping events of a request whose outcome is known."""
+        self._mailbox.pop(request_id, None)
+
     def events(self, request_ids: set[str], timeout: float) -> Iterator[RequestEvent]:
         """Yield the events of the requests until none arrives for timeout seconds.
 

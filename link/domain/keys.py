@@ -182,6 +182,13 @@ class KeyCodec:
         self.check(key)
         return tuple(to_sql_value(attr, key[attr.name]) for attr in self.attributes)
 
+    def canonical_to_sql(self, canonical: CanonicalKey) -> tuple[Any, ...]:
+        """Return the database values of a key in canonical form."""
+        return tuple(
+            to_sql_value(attr, value)
+            for attr, value in zip(self.attributes, canonical, strict=True)
+        )
+
     def canonical(self, key: Mapping[str, object]) -> CanonicalKey:
         """Return the canonical form of a key from a message or from the user."""
         sql_values = self.to_sql(key)

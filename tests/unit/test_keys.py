@@ -60,6 +60,7 @@ def test_a_key_round_trips_through_the_database_form(
     message = codec.to_message(canonical)
 
     assert sent == (sql_value,)
+    assert codec.canonical_to_sql(canonical) == sent
     assert message == {"value": json_value}
     assert codec.canonical(message) == canonical
     assert json.loads(json.dumps(message)) == message
