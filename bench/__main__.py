@@ -86,7 +86,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--single",
         type=int,
         default=20,
-        help="single-row pulls per system, after one warm-up (default 20; 0: none)",
+        help=(
+            "single-row pulls per system, after one warm-up (default 20; 0: none)."
+            " Over Kafka the first pulls after the services start take 100 ms and"
+            " more: with a handful of pulls they decide the median"
+        ),
     )
     parser.add_argument(
         "--systems",

@@ -3,7 +3,8 @@
 ``make demo`` starts the servers and the three services, then runs this. It
 declares the pipeline on the source server (once), resets the demo's link (its
 helper and destination schemas) so that every run starts from Unshared rows,
-links the Session table, pulls two subjects' sessions and prints what arrived.
+links the Session table, pulls three subjects' sessions on one rig, prints what
+arrived and compares every pulled table with the source, value by value.
 """
 
 from __future__ import annotations
@@ -124,13 +125,31 @@ def main() -> None:
             f"{key['subject_id']:>7} {key['session_idx']:>7} {len(trials):>7}"
             f" {hits:>7} {level:>12.4f}"
         )
-    arrived = trial_table().to_dicts(
-        order_by=["subject_id", "session_idx", "trial_idx"]
+    chosen = (pipeline.Session & RESTRICTION).proj()
+    compared: tuple[tuple[str, Any, Any], ...] = (
+        ("session", table(), pipeline.Session & chosen),
+        ("trial", trial_table(), pipeline.Session.Trial & chosen),
+        ("stimulus", table.Stimulus(), pipeline.Session.Stimulus & chosen),
     )
-    sent = (pipeline.Session.Trial & (pipeline.Session & RESTRICTION).proj()).to_dicts(
-        order_by=["subject_id", "session_idx", "trial_idx"]
-    )
-    identical = len(arrived) == len(sent) and all(
+    different = []
+    for name, destination, origin in compared:
+        order = list(origin.primary_key)
+        arrived = destination.to_dicts(order_by=order)
+        sent = origin.to_dicts(order_by=order)
+        identical = same_rows(arrived, sent)
+        verdict = "identical to" if identical else "DIFFERENT from"
+        print(
+            f"{len(arrived)} {name} rows arrived, value by value {verdict} the source"
+        )
+        if not identical:
+            different.append(name)
+    if different:
+        sys.exit(1)
+
+
+def same_rows(arrived: list[dict[str, Any]], sent: list[dict[str, Any]]) -> bool:
+    """Return whether two lists of fetched rows hold the same values, arrays too."""
+    return len(arrived) == len(sent) and all(
         a.keys() == s.keys()
         and all(
             np.array_equal(a[name], s[name])
@@ -140,10 +159,6 @@ def main() -> None:
         )
         for a, s in zip(arrived, sent, strict=True)
     )
-    verdict = "identical to" if identical else "DIFFERENT from"
-    print(f"\n{len(arrived)} trial rows arrived, value by value {verdict} the source")
-    if not identical:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -100,13 +100,13 @@ class LinkSettings(BaseSettings):
         missing = [
             name
             for name, value in (("LINK_USER", self.user), ("LINK_PASS", self.password))
-            if value is None
+            if value is None or (name == "LINK_USER" and not str(value).strip())
         ]
         if missing:
             raise ConfigurationError(
                 "The source server's credentials are not set: "
                 + ", ".join(missing)
-                + " missing from the environment."
+                + " missing or empty in the environment."
             )
         assert self.user is not None
         assert self.password is not None

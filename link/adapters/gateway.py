@@ -84,6 +84,7 @@ class LinkGateway:
         self.destination_table = quote(link.destination_schema, link.destination_table)
         self._tables: dict[str, dj.FreeTable] = {}
         self._selects: dict[str, str] = {}
+        self._fallbacks: dict[str, tuple[RowRendering, str]] = {}
         try:
             heading = self._table(self.source_table).heading
             heading.attributes  # noqa: B018 - loads the heading, raising if absent
@@ -155,10 +156,12 @@ class LinkGateway:
         table = self._table(full_name)
         types = column_types(self._source, self.link.source_schema, table_name)
         # Stored-object metadata passes through Python: the link rewrites it.
-        rendering = plan_rendering(
-            full_name, _columns(table), types, set(_stored(table))
-        )
+        columns = _columns(table)
+        rendering = plan_rendering(full_name, columns, types, set(_stored(table)))
         self._selects[full_name] = rendering.select_list(types)
+        # For rows too large for the source server to write as text.
+        fallback = plan_rendering(full_name, columns, types, set(columns))
+        self._fallbacks[full_name] = (fallback, fallback.select_list(types))
         return rendering
 
     # -- key conditions ---------------------------------------------------------
@@ -346,8 +349,9 @@ class LinkGateway:
 
     # -- destination writes ---------------------------------------------------------
 
-    def _fetch(self, table: str, keys: Sequence[CanonicalKey]) -> list[tuple[Any, ...]]:
-        select = self._selects[table]
+    def _fetch(
+        self, select: str, table: str, keys: Sequence[CanonicalKey]
+    ) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
         for chunk in chunked(keys, QUERY_CHUNK):
             condition = self._condition(chunk)
@@ -360,10 +364,24 @@ class LinkGateway:
 
     def _literals(
         self, source: str, destination: str, keys: Sequence[CanonicalKey]
-    ) -> list[str]:
-        """Return the rows of the keys in a source table as SQL row constructors."""
+    ) -> tuple[RowRendering, list[str]]:
+        """Return the rows of the keys in a source table as SQL row constructors.
+
+        Also returns the rendering used, which orders the destination columns.
+        """
         rendering = self._renderings[source]
-        rows = self._fetch(source, keys)
+        rows = self._fetch(self._selects[source], source, keys)
+        if rendering.rendered and any(row[0] is None for row in rows):
+            # The server gives NULL for a text longer than its
+            # max_allowed_packet: such rows are read raw and escaped here.
+            logger.warning(
+                "link %s: rows of %s are too large for the source server to write"
+                " as SQL text (max_allowed_packet); reading them raw",
+                self.link.link_id,
+                source,
+            )
+            rendering, select = self._fallbacks[source]
+            rows = self._fetch(select, source, keys)
         if self._objects is not None and rendering.passed:
             # Objects are copied before their rows: a failed insert leaves
             # copies that the destination's garbage collector removes.
@@ -377,7 +395,7 @@ class LinkGateway:
             rows = [
                 row[:offset] + values for row, values in zip(rows, passed, strict=True)
             ]
-        return row_literals(rows, rendering, self._destination._conn.escape)
+        return rendering, row_literals(rows, rendering, self._destination._conn.escape)
 
     def copy(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
         """Copy rows and their part rows to the destination in one transaction.
@@ -388,11 +406,7 @@ class LinkGateway:
         if not keys:
             return 0, 0
         batches = [
-            (
-                destination,
-                self._renderings[source],
-                self._literals(source, destination, keys),
-            )
+            (destination, *self._literals(source, destination, keys))
             for source, destination in (
                 (self.source_table, self.destination_table),
                 *((pair.source, pair.destination) for pair in self.parts),

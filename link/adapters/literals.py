@@ -101,7 +101,9 @@ def literal_expression(column: str, data_type: str) -> str | None:
         text = f"CAST({quoted} + 0 AS CHAR)"
     else:
         return None
-    return f"IFNULL({text}, 'NULL')"
+    # Not IFNULL(text, ...): the server also gives NULL for a text longer than
+    # its max_allowed_packet, which must not pass for a NULL value.
+    return f"IF({quoted} IS NULL, 'NULL', {text})"
 
 
 @dataclass(frozen=True)
@@ -123,15 +125,30 @@ class RowRendering:
         return self.rendered + self.passed
 
     def select_list(self, data_types: dict[str, str]) -> str:
-        """Return the select list: the rendered text first, then the raw columns."""
+        """Return the select list: the rendered text first, then the raw columns.
+
+        The rendered text is NULL for a row too large for the source server to
+        write as text (longer than its max_allowed_packet).
+        """
         parts: list[str] = []
         if self.rendered:
             expressions = [
-                literal_expression(name, data_types[name]) for name in self.rendered
+                str(literal_expression(name, data_types[name]))
+                for name in self.rendered
             ]
-            parts.append("CONCAT_WS(',', " + ", ".join(map(str, expressions)) + ")")
-        parts.extend(f"`{name}`" for name in self.passed)
+            # CONCAT, not CONCAT_WS: a column too large to render makes the
+            # whole row's text NULL, which the reader then sees.
+            parts.append("CONCAT(" + ", ',', ".join(expressions) + ")")
+        parts.extend(_raw(name, data_types[name]) for name in self.passed)
         return ", ".join(parts)
+
+
+def _raw(column: str, data_type: str) -> str:
+    # MariaDB sends FLOAT values rounded to six significant digits; widened to
+    # DOUBLE (exactly) they arrive whole.
+    if data_type.lower() == "float":
+        return f"CAST(`{column}` AS DOUBLE)"
+    return f"`{column}`"
 
 
 def column_types(connection: dj.Connection, schema: str, table: str) -> dict[str, str]:

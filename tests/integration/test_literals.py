@@ -7,12 +7,14 @@ sets, and arrive equal value by value and byte by byte.
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
 import datajoint as dj
 import pytest
 
+from link import link
 from link.adapters.literals import (
     column_types,
     insert_statements,
@@ -20,6 +22,7 @@ from link.adapters.literals import (
     row_literals,
 )
 from tests.conftest import SchemaNames
+from tests.servers import Endpoints
 
 pytestmark = pytest.mark.integration
 
@@ -192,3 +195,62 @@ def test_an_unknown_type_passes_through_python(
     rendering = plan_rendering("`x`.`shapes`", ["id", "place"], types, set())
     assert rendering.rendered == ("id",)
     assert rendering.passed == ("place",)
+
+
+@pytest.mark.usefixtures("link_environment")
+def test_rows_too_large_for_the_source_to_render_are_read_raw(
+    endpoints: Endpoints,
+    source_admin: dj.Instance,
+    schema_names: SchemaNames,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A text longer than max_allowed_packet is NULL on the server, not a NULL value."""
+    monkeypatch.delenv("LINK_BROKER")
+    schema = source_admin.Schema(schema_names.source)
+
+    @schema
+    class Big(dj.Manual):  # type: ignore[misc]
+        definition = """
+        big_id : int32
+        ---
+        payload : longblob
+        note = null : varchar(16)
+        """
+
+    # Hexadecimal, 600 KB become 1.2 MB: more than the 1 MiB set below.
+    large, small = bytes(range(256)) * 2400, b"\x00\x01"
+    Big.insert(
+        [
+            {"big_id": 1, "payload": large, "note": None},
+            {"big_id": 2, "payload": small, "note": "small"},
+        ]
+    )
+    (packet,) = source_admin.connection.query(
+        "SELECT @@GLOBAL.max_allowed_packet"
+    ).fetchone()
+    source_admin.connection.query("SET GLOBAL max_allowed_packet = 1048576")
+    try:
+        # Connections opened from now on take the smaller limit.
+        @link(
+            endpoints.source_host,
+            schema_names.source,
+            schema_names.helper,
+            "BigOutbound",
+            schema_names.destination,
+        )
+        class Big:  # type: ignore[no-redef]
+            """Rows, one of them large."""
+
+        with caplog.at_level(logging.WARNING, logger="link.adapters.gateway"):
+            result = Big().source.pull()
+    finally:
+        source_admin.connection.query(f"SET GLOBAL max_allowed_packet = {packet}")
+
+    assert result.counts.shared == 2
+    assert "too large for the source server" in caplog.text
+    rows = Big.to_dicts(order_by="big_id")
+    assert [(row["payload"], row["note"]) for row in rows] == [
+        (large, None),
+        (small, "small"),
+    ]
