@@ -99,6 +99,17 @@ def pipeline(source_admin: dj.Instance, schema_names: SchemaNames) -> SourcePipe
 
 
 @pytest.fixture
+def embedded_link_environment(
+    link_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Give the library its environment without the broker: embedded mode.
+
+    For tests that need no services (the integration tests run none).
+    """
+    monkeypatch.delenv("LINK_BROKER")
+
+
+@pytest.fixture
 def link_environment(endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch) -> None:
     """Give the library under test the link user's credentials and the broker."""
     monkeypatch.setenv("LINK_USER", endpoints.link_user)

@@ -197,16 +197,14 @@ def test_an_unknown_type_passes_through_python(
     assert rendering.passed == ("place",)
 
 
-@pytest.mark.usefixtures("link_environment")
+@pytest.mark.usefixtures("embedded_link_environment")
 def test_rows_too_large_for_the_source_to_render_are_read_raw(
     endpoints: Endpoints,
     source_admin: dj.Instance,
     schema_names: SchemaNames,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A text longer than max_allowed_packet is NULL on the server, not a NULL value."""
-    monkeypatch.delenv("LINK_BROKER")
     schema = source_admin.Schema(schema_names.source)
 
     @schema

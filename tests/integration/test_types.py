@@ -618,15 +618,12 @@ KEYED_ROWS = [
 ]
 
 
-@pytest.mark.usefixtures("link_environment")
+@pytest.mark.usefixtures("embedded_link_environment")
 def test_keys_of_every_kind_are_pulled_and_deleted(
     endpoints: Endpoints,
     schema_names: SchemaNames,
     source_admin: dj.Instance,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Embedded: the integration tests run no services.
-    monkeypatch.delenv("LINK_BROKER")
     schema = source_admin.Schema(schema_names.source)
 
     @schema
