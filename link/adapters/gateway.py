@@ -27,7 +27,7 @@ from link.adapters.literals import (
     plan_rendering,
     row_literals,
 )
-from link.adapters.objects import StoredObjects
+from link.adapters.objects import StoredObjects, split_full_name
 from link.adapters.tables import quote
 from link.domain.events import LinkRef
 from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, kind_of_sql_type
@@ -68,7 +68,20 @@ class PartPair:
 
     source: str
     destination: str
-    rendering: RowRendering
+
+
+@dataclass(frozen=True)
+class TableReading:
+    """How the copy reads one source table: rendered by the server, or raw.
+
+    The raw reading serves rows too large for the source server to write as
+    text (longer than its max_allowed_packet).
+    """
+
+    rendered: RowRendering
+    rendered_select: str
+    raw: RowRendering
+    raw_select: str
 
 
 class LinkGateway:
@@ -83,8 +96,6 @@ class LinkGateway:
         self.helper_table = quote(link.helper_schema, link.helper_table)
         self.destination_table = quote(link.destination_schema, link.destination_table)
         self._tables: dict[str, dj.FreeTable] = {}
-        self._selects: dict[str, str] = {}
-        self._fallbacks: dict[str, tuple[RowRendering, str]] = {}
         try:
             heading = self._table(self.source_table).heading
             heading.attributes  # noqa: B018 - loads the heading, raising if absent
@@ -100,15 +111,14 @@ class LinkGateway:
                 if attr.in_key
             )
         )
-        self.rendering = self._rendering(link.source_table)
         self.parts = tuple(self._part_pairs())
         # One batch's key condition serves several statements in a row.
         self._build_condition = functools.lru_cache(maxsize=8)(  # type: ignore[method-assign]
             self._build_condition
         )
-        self._renderings = {
-            self.source_table: self.rendering,
-            **{pair.source: pair.rendering for pair in self.parts},
+        self._readings = {
+            table: self._reading(table)
+            for table in (self.source_table, *(pair.source for pair in self.parts))
         }
         (packet,) = self._destination.query("SELECT @@max_allowed_packet").fetchone()
         # Characters, not bytes: escaped non-ASCII text may take up to 4 bytes.
@@ -147,22 +157,21 @@ class LinkGateway:
             destination = quote(
                 self.link.destination_schema, f"{self.link.destination_table}__{suffix}"
             )
-            yield PartPair(
-                source=source, destination=destination, rendering=self._rendering(name)
-            )
+            yield PartPair(source=source, destination=destination)
 
-    def _rendering(self, table_name: str) -> RowRendering:
-        full_name = quote(self.link.source_schema, table_name)
+    def _reading(self, full_name: str) -> TableReading:
         table = self._table(full_name)
-        types = column_types(self._source, self.link.source_schema, table_name)
-        # Stored-object metadata passes through Python: the link rewrites it.
+        types = column_types(self._source, *split_full_name(full_name))
         columns = _columns(table)
-        rendering = plan_rendering(full_name, columns, types, set(_stored(table)))
-        self._selects[full_name] = rendering.select_list(types)
-        # For rows too large for the source server to write as text.
-        fallback = plan_rendering(full_name, columns, types, set(columns))
-        self._fallbacks[full_name] = (fallback, fallback.select_list(types))
-        return rendering
+        # Stored-object metadata passes through Python: the link rewrites it.
+        rendered = plan_rendering(full_name, columns, types, set(_stored(table)))
+        raw = plan_rendering(full_name, columns, types, set(columns))
+        return TableReading(
+            rendered=rendered,
+            rendered_select=rendered.select_list(types),
+            raw=raw,
+            raw_select=raw.select_list(types),
+        )
 
     # -- key conditions ---------------------------------------------------------
 
@@ -369,8 +378,9 @@ class LinkGateway:
 
         Also returns the rendering used, which orders the destination columns.
         """
-        rendering = self._renderings[source]
-        rows = self._fetch(self._selects[source], source, keys)
+        reading = self._readings[source]
+        rendering = reading.rendered
+        rows = self._fetch(reading.rendered_select, source, keys)
         if rendering.rendered and any(row[0] is None for row in rows):
             # The server gives NULL for a text longer than its
             # max_allowed_packet: such rows are read raw and escaped here.
@@ -380,8 +390,8 @@ class LinkGateway:
                 self.link.link_id,
                 source,
             )
-            rendering, select = self._fallbacks[source]
-            rows = self._fetch(select, source, keys)
+            rendering = reading.raw
+            rows = self._fetch(reading.raw_select, source, keys)
         if self._objects is not None and rendering.passed:
             # Objects are copied before their rows: a failed insert leaves
             # copies that the destination's garbage collector removes.
