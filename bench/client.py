@@ -120,21 +120,32 @@ class RawSystem:
         cursor.execute(PART_DDL.format(schema=self._destination_schema))
         return {}
 
+    def _select_list(self, table: str) -> str:
+        """Return what the copy selects from a source table."""
+        return "*"
+
+    def _write(
+        self, cursor: Any, table: str, rows: tuple[tuple[Any, ...], ...]
+    ) -> None:
+        """Insert one chunk of selected rows into the destination table."""
+        placeholders = ", ".join(["%s"] * len(rows[0]))
+        cursor.executemany(
+            f"INSERT INTO `{self._destination_schema}`.`{table}`"
+            f" VALUES ({placeholders})",
+            rows,
+        )
+
     def _copy(self, table: str, where: str = "", args: tuple[Any, ...] = ()) -> int:
+        select = self._select_list(table)
         source = self._source.cursor(pymysql.cursors.SSCursor)
         destination = self._destination.cursor()
         copied = 0
         try:
             source.execute(
-                f"SELECT * FROM `{self._source_schema}`.`{table}`{where}", args
-            )
-            width = len(source.description)
-            insert = (
-                f"INSERT INTO `{self._destination_schema}`.`{table}`"
-                f" VALUES ({', '.join(['%s'] * width)})"
+                f"SELECT {select} FROM `{self._source_schema}`.`{table}`{where}", args
             )
             while rows := source.fetchmany(COPY_CHUNK):
-                destination.executemany(insert, rows)
+                self._write(destination, table, rows)
                 copied += len(rows)
         finally:
             source.close()
@@ -198,10 +209,11 @@ class RenderedRawSystem(RawSystem):
         import link.adapters.literals
 
         self._literals = link.adapters.literals
+        self._renderings: dict[str, Any] = {}
         return super().link(command)
 
-    def _copy(self, table: str, where: str = "", args: tuple[Any, ...] = ()) -> int:
-        literals = self._literals
+    def _select_list(self, table: str) -> str:
+        """Return the rendered select list of a table, planned on first use."""
         metadata = self._source.cursor()
         metadata.execute(
             "SELECT column_name, data_type FROM information_schema.columns"
@@ -209,32 +221,24 @@ class RenderedRawSystem(RawSystem):
             (self._source_schema, table),
         )
         types = {str(name): str(data_type) for name, data_type in metadata.fetchall()}
-        destination_table = f"`{self._destination_schema}`.`{table}`"
-        rendering = literals.plan_rendering(
-            destination_table, list(types), types, set()
-        )
-        source = self._source.cursor(pymysql.cursors.SSCursor)
-        destination = self._destination.cursor()
-        copied = 0
-        try:
-            source.execute(
-                f"SELECT {rendering.select_list(types)}"
-                f" FROM `{self._source_schema}`.`{table}`{where}",
-                args,
-            )
-            while rows := source.fetchmany(COPY_CHUNK):
-                texts = literals.row_literals(rows, rendering, self._destination.escape)
-                for statement in literals.insert_statements(
-                    destination_table,
-                    rendering.insert_columns,
-                    texts,
-                    literals.STATEMENT_BYTES,
-                ):
-                    destination.execute(statement)
-                copied += len(rows)
-        finally:
-            source.close()
-        return copied
+        rendering = self._literals.plan_rendering(table, list(types), types, set())
+        self._renderings[table] = rendering
+        return rendering.select_list(types)
+
+    def _write(
+        self, cursor: Any, table: str, rows: tuple[tuple[Any, ...], ...]
+    ) -> None:
+        """Join the rendered rows into INSERT statements and run them."""
+        literals = self._literals
+        rendering = self._renderings[table]
+        texts = literals.row_literals(rows, rendering, self._destination.escape)
+        for statement in literals.insert_statements(
+            f"`{self._destination_schema}`.`{table}`",
+            rendering.insert_columns,
+            texts,
+            literals.STATEMENT_BYTES,
+        ):
+            cursor.execute(statement)
 
 
 def serve(system: System, commands: TextIO, answers: TextIO) -> None:

@@ -19,10 +19,10 @@ import datajoint as dj
 from datajoint.condition import Not
 from datajoint.table import FreeTable
 from pydantic import ValidationError
-from pymysql.converters import escape_item
 from tqdm import tqdm
 
 from link.adapters.link_records import register_link
+from link.adapters.literals import keys_in
 from link.adapters.objects import StoredObjects
 from link.adapters.servers import open_destination, open_source
 from link.adapters.tables import (
@@ -109,20 +109,10 @@ def key_condition(expression: Any) -> str:
     """Return an SQL condition naming the rows of an expression on the other server.
 
     Source and destination live on different servers, so one side's rows are
-    named to the other by their keys. One ``(a, b) IN (...)`` condition stays
-    fast where DataJoint's restriction by a list of keys, one OR term per row,
-    slows down with the square of the row count.
+    named to the other by their keys.
     """
     codec = LinkContext.codec_of(expression)
-    rows = key_rows(expression, codec)
-    if not rows:
-        return "FALSE"
-    names = ", ".join(f"`{name}`" for name in codec.names)
-    values = ", ".join(
-        "(" + ", ".join(escape_item(value, "utf8mb4") for value in row) + ")"
-        for row in rows
-    )
-    return f"({names}) IN ({values})"
+    return keys_in(codec.names, key_rows(expression, codec))
 
 
 def by_keys_across_servers(restriction: Any, other_side: type) -> Any:

@@ -78,7 +78,7 @@ def _new_request_ids(count: int) -> list[str]:
 
 
 def _slices(keys: Sequence[PrimaryKey], size: int) -> list[list[PrimaryKey]]:
-    return [list(keys[start : start + size]) for start in range(0, len(keys), size)]
+    return growing_slices(keys, size, size)
 
 
 def growing_slices(

@@ -24,6 +24,7 @@ from link.adapters.literals import (
     column_types,
     insert_statements,
     key_literal,
+    keys_in,
     plan_rendering,
     row_literals,
 )
@@ -179,12 +180,7 @@ class LinkGateway:
         return self._build_condition(tuple(keys))
 
     def _build_condition(self, keys: tuple[CanonicalKey, ...]) -> str:
-        names = ", ".join(f"`{name}`" for name in self.codec.names)
-        rows = ",".join(f"({self._key_literals(key)})" for key in keys)
-        return f"({names}) IN ({rows})"
-
-    def _key_literals(self, key: CanonicalKey) -> str:
-        return ", ".join(map(key_literal, self.codec.canonical_to_sql(key)))
+        return keys_in(self.codec.names, map(self.codec.canonical_to_sql, keys))
 
     def _select_keys(
         self, connection: dj.Connection, table: str, keys: Sequence[CanonicalKey]
@@ -297,7 +293,9 @@ class LinkGateway:
         with self._source.transaction:
             for chunk in chunked(keys, QUERY_CHUNK):
                 rows = ",".join(
-                    f"({self._key_literals(key)}, '{Process.PULL.value}')"
+                    "("
+                    + ", ".join(map(key_literal, self.codec.canonical_to_sql(key)))
+                    + f", '{Process.PULL.value}')"
                     for key in chunk
                 )
                 self._source.query(

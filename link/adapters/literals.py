@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,7 @@ _TEMPORALS = {"date", "datetime", "timestamp", "time", "year"}
 
 
 def key_literal(value: object) -> str:
-    """Return an SQL literal of a primary-key value as the key codec gives it.
+    """Return an SQL literal of a primary-key value, from the key codec or a table.
 
     Escaped here once per batch instead of by PyMySQL once per statement; like
     the rendered rows, the literals do not depend on the sql_mode.
@@ -74,7 +74,27 @@ def key_literal(value: object) -> str:
         return f"'{value.replace(tzinfo=None).isoformat(sep=' ')}'"
     if isinstance(value, datetime.date):
         return f"'{value.isoformat()}'"
+    if isinstance(value, datetime.timedelta):
+        # A TIME column's value as PyMySQL reads it; it may be negative.
+        micro = abs(value) // datetime.timedelta(microseconds=1)
+        seconds, micro = divmod(micro, 1_000_000)
+        sign = "-" if value < datetime.timedelta(0) else ""
+        hours, rest = divmod(seconds, 3600)
+        return f"'{sign}{hours}:{rest // 60:02}:{rest % 60:02}.{micro:06}'"
     raise TypeError(f"no SQL literal for a key value of type {type(value).__name__}")
+
+
+def keys_in(names: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Return a condition naming rows by their key values: ``(a, b) IN (...)``.
+
+    One row-constructor IN list stays fast where one OR term per row slows down
+    with the square of the row count. No rows give ``FALSE``.
+    """
+    listed = ",".join("(" + ", ".join(map(key_literal, row)) + ")" for row in rows)
+    if not listed:
+        return "FALSE"
+    columns = ", ".join(f"`{name}`" for name in names)
+    return f"({columns}) IN ({listed})"
 
 
 def literal_expression(column: str, data_type: str) -> str | None:

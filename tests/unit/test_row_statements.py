@@ -11,6 +11,7 @@ from link.adapters.literals import (
     RowRendering,
     insert_statements,
     key_literal,
+    keys_in,
     literal_expression,
     plan_rendering,
     row_literals,
@@ -75,10 +76,19 @@ def test_row_literals_put_rendered_text_first_and_escape_the_rest() -> None:
         (b"\x00\xff", "X'00ff'"),
         (datetime.date(2020, 2, 29), "'2020-02-29'"),
         (datetime.datetime(2020, 1, 1, 12, 30, 0, 5), "'2020-01-01 12:30:00.000005'"),
+        (datetime.timedelta(hours=838, minutes=59, seconds=59), "'838:59:59.000000'"),
+        (-datetime.timedelta(minutes=1, microseconds=5), "'-0:01:00.000005'"),
     ],
 )
 def test_key_literals(value: object, literal: str) -> None:
     assert key_literal(value) == literal
+
+
+def test_keys_in_names_rows_by_a_row_constructor_list() -> None:
+    assert keys_in(["a", "b"], [(1, "x"), (2, b"\x00")]) == (
+        "(`a`, `b`) IN ((1, _utf8mb4 X'78'),(2, X'00'))"
+    )
+    assert keys_in(["a"], []) == "FALSE"
 
 
 def test_a_key_value_of_another_type_is_refused() -> None:
