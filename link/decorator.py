@@ -66,6 +66,8 @@ class LinkContext:
     settings: LinkSettings
     helper_table: str
     executor: Executor
+    source_heading: Any = None
+    """The source table's heading, read from the server on first use only."""
 
     @staticmethod
     def codec_of(table: Any) -> KeyCodec:
@@ -139,6 +141,13 @@ class SourceTable(FreeTable):  # type: ignore[misc]
             context.source.connection,
             quote(context.ref.source_schema, context.ref.source_table),
         )
+        # .source is built anew at every access; its heading is read from the
+        # server once per link, as DataJoint does for a declared table class
+        # (and, like it, does not see the table altered meanwhile).
+        if context.source_heading is None:
+            context.source_heading = self.heading
+        else:
+            self._heading = context.source_heading
         self._link_context = context
 
     def key_codec(self) -> KeyCodec:
@@ -175,6 +184,8 @@ class SourceTable(FreeTable):  # type: ignore[misc]
         embedded mode the pull is carried out before it returns all the same.
         """
         context = self._link_context
+        # The Kafka clients open while the keys are read.
+        context.executor.connect_ahead()
         keys = context.message_keys(self)
         if not keys:
             raise NoRowsError(
@@ -297,6 +308,7 @@ class LinkedTable(WrittenByTheLink):
         DataJoint's safemode is on.
         """
         context = self._link_context
+        context.executor.connect_ahead()
         keys = context.message_keys(self)
         if not keys:
             raise NoRowsError(

@@ -9,6 +9,7 @@ the services' completion events.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,9 @@ class DeletionResult:
 
 class Executor(Protocol):
     """Carries a link's pulls and deletions out."""
+
+    def connect_ahead(self) -> None:
+        """Start any connecting the next request needs, without waiting for it."""
 
     def pull(self, keys: Sequence[PrimaryKey], progress: tqdm[Any]) -> PullResult:
         """Pull the rows and return what happened to them."""
@@ -140,6 +144,9 @@ class EmbeddedExecutor:
         self._destination = destination
         self._settings = settings
         self._gateway: LinkGateway | None = None
+
+    def connect_ahead(self) -> None:
+        """Do nothing: the user's database connections are open already."""
 
     @property
     def gateway(self) -> LinkGateway:
@@ -325,31 +332,64 @@ class KafkaExecutor:
     """Publishes requests to the link services and waits for their outcomes."""
 
     def __init__(self, ref: LinkRef, settings: LinkSettings, broker: str) -> None:
-        """Keep the broker and topics; connections open per request."""
+        """Keep the broker and topics; the clients open on first use."""
         self._ref = ref
         self._settings = settings
         self._broker = broker
         self._topics = Topics(settings.topic_prefix)
-        self._publisher: Publisher | None = None
-        self._listener: RequestListener | None = None
+        self._clients: tuple[Publisher, RequestListener] | None = None
+        self._opening: threading.Thread | None = None
+        self._opening_error: BaseException | None = None
+
+    def connect_ahead(self) -> None:
+        """Start opening the Kafka clients on a thread of their own.
+
+        A pull calls this before it reads its keys from the source: the
+        clients' round trips to the broker (topics, offsets, metadata) then
+        overlap that query instead of following it. A failure is raised by
+        the request that needs the clients.
+        """
+        if self._clients is not None or self._opening is not None:
+            return
+        self._opening = threading.Thread(
+            target=self._open_in_background, name="link-kafka-connect", daemon=True
+        )
+        self._opening.start()
+
+    def _open_in_background(self) -> None:
+        try:
+            self._clients = self._open_clients()
+        except BaseException as error:  # raised again by _connect, on the caller
+            self._opening_error = error
+
+    def _open_clients(self) -> tuple[Publisher, RequestListener]:
+        ensure_topics(self._broker, self._topics.all(), self._settings.topic_partitions)
+        listener = RequestListener(
+            self._broker, (self._topics.completions, self._topics.pull_progress)
+        )
+        publisher = Publisher(
+            self._broker,
+            warm_topics=(self._topics.pull_requests, self._topics.deletion_requests),
+        )
+        return publisher, listener
 
     def _connect(self) -> tuple[Publisher, RequestListener]:
-        """Open the producer and the listener once; later requests reuse them.
+        """Return the producer and the listener, opened once for every request.
 
         A producer and a listener each need a round of metadata (and the
         listener its offsets): a single-row pull would mostly wait for them
-        if every request opened its own. The listener stays where
-        it was opened, before the first request: no outcome can slip past it.
+        if every request opened its own. The listener stays where it was
+        opened, before the first request: no outcome can slip past it.
         """
-        if self._publisher is None or self._listener is None:
-            ensure_topics(
-                self._broker, self._topics.all(), self._settings.topic_partitions
-            )
-            self._listener = RequestListener(
-                self._broker, (self._topics.completions, self._topics.pull_progress)
-            )
-            self._publisher = Publisher(self._broker)
-        return self._publisher, self._listener
+        if self._opening is not None:
+            self._opening.join()
+            self._opening = None
+            error, self._opening_error = self._opening_error, None
+            if error is not None:
+                raise error
+        if self._clients is None:
+            self._clients = self._open_clients()
+        return self._clients
 
     def _publish(
         self,

@@ -88,6 +88,22 @@ class Topics:
         )
 
 
+BROKER_TIMEOUT = 15.0
+"""Seconds to wait for the broker's answer to a question about topics."""
+
+LISTENER_START_TIMEOUT = 15.0
+"""Seconds a new listener waits for the partitions of new topics to get leaders."""
+
+_LEADERLESS_PARTITION = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._UNKNOWN_TOPIC,
+}
+"""Errors of a partition that has no leader yet, as just after topic creation;
+librdkafka does not mark them retriable."""
+
 EAGER_CONNECTIONS = {"enable.sparse.connections": False}
 """librdkafka's sparse connections hold a new client's first request back
 about 50 ms; a single-row pull opens three clients."""
@@ -115,7 +131,7 @@ def ensure_topics(
     }
     admin = AdminClient(config)
     try:
-        existing = set(admin.list_topics(timeout=15).topics)
+        existing = set(admin.list_topics(timeout=BROKER_TIMEOUT).topics)
     except KafkaException as error:
         raise BrokerError(f"Kafka at {broker} did not answer: {error}") from error
     missing = [topic for topic in topics if topic not in existing]
@@ -151,8 +167,12 @@ class Publisher:
     services carry out a request id once, so the copy changes nothing.
     """
 
-    def __init__(self, broker: str) -> None:
-        """Connect a producer to the broker."""
+    def __init__(self, broker: str, warm_topics: Sequence[str] = ()) -> None:
+        """Connect a producer to the broker.
+
+        The metadata of warm_topics is fetched at once: otherwise the first
+        message to each waits for it.
+        """
         self._broker = broker
         self._producer = Producer(
             {
@@ -167,6 +187,13 @@ class Publisher:
                 "log_level": 2,
             }
         )
+        for topic in warm_topics:
+            try:
+                self._producer.list_topics(topic, timeout=BROKER_TIMEOUT)
+            except KafkaException as error:
+                raise BrokerError(
+                    f"Kafka at {broker} did not answer: {error}"
+                ) from error
 
     def publish(self, topic: str, key: str, message: BaseModel) -> None:
         """Queue one message; call flush() to wait for its delivery."""
@@ -223,17 +250,47 @@ class RequestListener:
             }
         )
         assignment = []
+        deadline = time.monotonic() + LISTENER_START_TIMEOUT
         for topic in topics:
-            metadata = self._consumer.list_topics(topic, timeout=15).topics[topic]
+            try:
+                metadata = self._consumer.list_topics(
+                    topic, timeout=BROKER_TIMEOUT
+                ).topics[topic]
+            except KafkaException as error:
+                raise BrokerError(
+                    f"Kafka at {broker} did not answer: {error}"
+                ) from error
             if metadata.error is not None:
                 raise BrokerError(f"Topic {topic} is not available: {metadata.error}")
             for partition in metadata.partitions:
-                _low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=15
-                )
+                high = self._end_offset(TopicPartition(topic, partition), deadline)
                 assignment.append(TopicPartition(topic, partition, high))
         self._consumer.assign(assignment)
         self._mailbox: dict[str, list[RequestEvent]] = {}
+
+    def _end_offset(self, partition: TopicPartition, deadline: float) -> int:
+        """Return a partition's end offset, waiting out a leader still being chosen.
+
+        Just after a topic is created its partitions have no leader for a
+        moment, and asking for their offsets fails with an error that says
+        to retry.
+        """
+        while True:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(
+                    partition, timeout=BROKER_TIMEOUT
+                )
+                return int(high)
+            except KafkaException as error:
+                passing = error.args[0].retriable() or (
+                    error.args[0].code() in _LEADERLESS_PARTITION
+                )
+                if not passing or time.monotonic() > deadline:
+                    raise BrokerError(
+                        f"Kafka did not give the end offset of {partition.topic}"
+                        f" partition {partition.partition}: {error}"
+                    ) from error
+            time.sleep(0.05)
 
     def expect(self, request_ids: Iterable[str]) -> None:
         """Keep the events of these requests until they are asked for."""

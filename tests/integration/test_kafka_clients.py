@@ -1,0 +1,86 @@
+"""Tests of the library's Kafka clients against the broker, without the services."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from link.adapters import kafka
+from link.adapters.kafka import Publisher, RequestListener, Topics, ensure_topics
+from link.config import LinkSettings
+from link.domain.events import LinkRef, PullCompleted, RowCounts
+from link.errors import BrokerError
+from link.executors import KafkaExecutor
+from tests.servers import Endpoints
+
+
+@pytest.fixture
+def fresh_topics(endpoints: Endpoints) -> Iterator[Topics]:
+    """Return topic names nobody has used; the topics are deleted afterwards."""
+    topics = Topics(f"fresh-{secrets.token_hex(4)}")
+    yield topics
+    admin = AdminClient({"bootstrap.servers": endpoints.broker})
+    existing = set(admin.list_topics(timeout=15).topics)
+    doomed = [name for name in topics.all() if name in existing]
+    if doomed:
+        for future in admin.delete_topics(doomed).values():
+            future.result()
+
+
+def _completion(request_id: str) -> PullCompleted:
+    return PullCompleted(
+        request_id=request_id,
+        link_id="test",
+        requested=1,
+        counts=RowCounts(shared=1),
+    )
+
+
+def test_a_listener_opens_on_topics_created_a_moment_ago(
+    endpoints: Endpoints, fresh_topics: Topics
+) -> None:
+    # Just after creation the partitions have no leader yet: asking for their
+    # end offsets fails at first, and the listener has to wait that out.
+    ensure_topics(endpoints.broker, fresh_topics.all(), partitions=6)
+    first = RequestListener(endpoints.broker, [fresh_topics.completions])
+    publisher = Publisher(endpoints.broker, warm_topics=[fresh_topics.completions])
+    publisher.publish(fresh_topics.completions, "early", _completion("early"))
+    publisher.flush()
+    second = RequestListener(endpoints.broker, [fresh_topics.completions])
+    publisher.publish(fresh_topics.completions, "late", _completion("late"))
+    publisher.flush()
+    try:
+        heard_first = list(first.events({"early", "late"}, timeout=3.0))
+        heard_second = list(second.events({"early", "late"}, timeout=1.0))
+    finally:
+        first.close()
+        second.close()
+
+    # A listener hears what was published after it opened, and nothing older.
+    assert sorted(str(event.request_id) for event in heard_first) == ["early", "late"]
+    assert [event.request_id for event in heard_second] == ["late"]
+
+
+def test_a_broker_that_cannot_be_reached_fails_the_request_not_the_connect_ahead(
+    endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kafka, "BROKER_TIMEOUT", 1.0)
+    ref = LinkRef(
+        source_host=endpoints.source_host,
+        source_schema="src_unreachable",
+        source_table="row",
+        helper_schema="helper_unreachable",
+        helper_table="outbound",
+        destination_schema="dst_unreachable",
+        destination_table="row",
+    )
+    # Port 9 (discard) has no Kafka on it: librdkafka fails fast there.
+    executor = KafkaExecutor(ref, LinkSettings(), broker="127.0.0.1:9")
+    executor.connect_ahead()  # returns at once, whatever the broker does
+
+    with pytest.raises(BrokerError, match=re.escape("127.0.0.1:9")):
+        executor.delete([{"row_id": 1}])
