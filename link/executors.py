@@ -19,7 +19,7 @@ import datajoint as dj
 from tqdm import tqdm
 
 from link.adapters.gateway import LinkGateway
-from link.adapters.kafka import Publisher, RequestListener, Topics, ensure_topics
+from link.adapters.kafka import Publisher, RequestListener, TopicAdmin, Topics
 from link.config import LinkSettings
 from link.domain.events import (
     BatchTransferred,
@@ -363,9 +363,10 @@ class KafkaExecutor:
             self._opening_error = error
 
     def _open_clients(self) -> tuple[Publisher, RequestListener]:
-        ensure_topics(self._broker, self._topics.all(), self._settings.topic_partitions)
+        admin = TopicAdmin(self._broker)
+        admin.ensure(self._topics.all(), self._settings.topic_partitions)
         listener = RequestListener(
-            self._broker, (self._topics.completions, self._topics.pull_progress)
+            self._broker, (self._topics.completions, self._topics.pull_progress), admin
         )
         publisher = Publisher(
             self._broker,

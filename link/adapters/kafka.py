@@ -22,7 +22,11 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewTopic,
+    OffsetSpec,
+)
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from link.domain.events import (
@@ -109,6 +113,108 @@ EAGER_CONNECTIONS = {"enable.sparse.connections": False}
 about 50 ms; a single-row pull opens three clients."""
 
 
+class TopicAdmin:
+    """Asks the broker about the link's topics: creates them, reads their ends."""
+
+    def __init__(self, broker: str) -> None:
+        """Open an admin client (it connects on its first question)."""
+        self._broker = broker
+        config: dict[str, Any] = {
+            "bootstrap.servers": broker,
+            **EAGER_CONNECTIONS,
+            "logger": logger,
+            "log_level": 2,
+        }
+        self._admin = AdminClient(config)
+
+    def _metadata(self) -> dict[str, Any]:
+        try:
+            return dict(self._admin.list_topics(timeout=BROKER_TIMEOUT).topics)
+        except KafkaException as error:
+            raise BrokerError(
+                f"Kafka at {self._broker} did not answer: {error}"
+            ) from error
+
+    def ensure(
+        self, topics: Iterable[str], partitions: int, *, compacted: Iterable[str] = ()
+    ) -> None:
+        """Create the topics that do not exist yet; existing ones stay as they are.
+
+        Topics named in compacted keep only the latest message per key: they
+        hold the services' own state (faust table changelogs).
+        """
+        compacted = set(compacted)
+        topics = [*topics, *sorted(compacted)]
+        existing = self._metadata()
+        missing = [topic for topic in topics if topic not in existing]
+        if not missing:
+            return
+        new_topics = [
+            NewTopic(
+                topic,
+                num_partitions=partitions,
+                replication_factor=1,
+                config={
+                    "max.message.bytes": str(MAX_MESSAGE_BYTES),
+                    **({"cleanup.policy": "compact"} if topic in compacted else {}),
+                },
+            )
+            for topic in missing
+        ]
+        for topic, future in self._admin.create_topics(new_topics).items():
+            try:
+                future.result()
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise BrokerError(
+                        f"Could not create topic {topic}: {error}"
+                    ) from error
+        logger.info(
+            "created topics %s with %d partitions", ", ".join(missing), partitions
+        )
+
+    def end_offsets(self, topics: Sequence[str]) -> list[TopicPartition]:
+        """Return every partition of the topics at its current end offset.
+
+        One request for all partitions. Just after a topic is created its
+        partitions have no leader for a moment and the request fails with an
+        error that librdkafka does not mark retriable: it is asked again.
+        """
+        deadline = time.monotonic() + LISTENER_START_TIMEOUT
+        while True:
+            try:
+                return self._end_offsets(topics)
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                passing = (
+                    kafka_error.retriable()
+                    or kafka_error.code() in _LEADERLESS_PARTITION
+                )
+                if not passing or time.monotonic() > deadline:
+                    raise BrokerError(
+                        f"Kafka at {self._broker} did not give the end offsets of"
+                        f" {', '.join(topics)}: {error}"
+                    ) from error
+            time.sleep(0.05)
+
+    def _end_offsets(self, topics: Sequence[str]) -> list[TopicPartition]:
+        metadata = self._metadata()
+        wanted: dict[TopicPartition, OffsetSpec] = {}
+        for topic in topics:
+            found = metadata.get(topic)
+            if found is None:
+                raise BrokerError(f"Topic {topic} does not exist on {self._broker}.")
+            if found.error is not None:
+                raise KafkaException(found.error)
+            for partition in found.partitions:
+                wanted[TopicPartition(topic, partition)] = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        futures = self._admin.list_offsets(wanted, request_timeout=BROKER_TIMEOUT)
+        return [
+            TopicPartition(partition.topic, partition.partition, future.result().offset)
+            for partition, future in futures.items()
+        ]
+
+
 def ensure_topics(
     broker: str,
     topics: Iterable[str],
@@ -116,46 +222,8 @@ def ensure_topics(
     *,
     compacted: Iterable[str] = (),
 ) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are.
-
-    Topics named in compacted keep only the latest message per key: they hold
-    the services' own state (faust table changelogs).
-    """
-    compacted = set(compacted)
-    topics = [*topics, *sorted(compacted)]
-    config: dict[str, Any] = {
-        "bootstrap.servers": broker,
-        **EAGER_CONNECTIONS,
-        "logger": logger,
-        "log_level": 2,
-    }
-    admin = AdminClient(config)
-    try:
-        existing = set(admin.list_topics(timeout=BROKER_TIMEOUT).topics)
-    except KafkaException as error:
-        raise BrokerError(f"Kafka at {broker} did not answer: {error}") from error
-    missing = [topic for topic in topics if topic not in existing]
-    if not missing:
-        return
-    new_topics = [
-        NewTopic(
-            topic,
-            num_partitions=partitions,
-            replication_factor=1,
-            config={
-                "max.message.bytes": str(MAX_MESSAGE_BYTES),
-                **({"cleanup.policy": "compact"} if topic in compacted else {}),
-            },
-        )
-        for topic in missing
-    ]
-    for topic, future in admin.create_topics(new_topics).items():
-        try:
-            future.result()
-        except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise BrokerError(f"Could not create topic {topic}: {error}") from error
-    logger.info("created topics %s with %d partitions", ", ".join(missing), partitions)
+    """Create the topics that do not exist yet (see TopicAdmin.ensure)."""
+    TopicAdmin(broker).ensure(topics, partitions, compacted=compacted)
 
 
 class Publisher:
@@ -235,8 +303,11 @@ class RequestListener:
     and no older event is read.
     """
 
-    def __init__(self, broker: str, topics: Sequence[str]) -> None:
+    def __init__(
+        self, broker: str, topics: Sequence[str], admin: TopicAdmin | None = None
+    ) -> None:
         """Assign every partition of the topics at its current end offset."""
+        start = (admin or TopicAdmin(broker)).end_offsets(topics)
         self._consumer = Consumer(
             {
                 "bootstrap.servers": broker,
@@ -249,48 +320,8 @@ class RequestListener:
                 "log_level": 2,
             }
         )
-        assignment = []
-        deadline = time.monotonic() + LISTENER_START_TIMEOUT
-        for topic in topics:
-            try:
-                metadata = self._consumer.list_topics(
-                    topic, timeout=BROKER_TIMEOUT
-                ).topics[topic]
-            except KafkaException as error:
-                raise BrokerError(
-                    f"Kafka at {broker} did not answer: {error}"
-                ) from error
-            if metadata.error is not None:
-                raise BrokerError(f"Topic {topic} is not available: {metadata.error}")
-            for partition in metadata.partitions:
-                high = self._end_offset(TopicPartition(topic, partition), deadline)
-                assignment.append(TopicPartition(topic, partition, high))
-        self._consumer.assign(assignment)
+        self._consumer.assign(start)
         self._mailbox: dict[str, list[RequestEvent]] = {}
-
-    def _end_offset(self, partition: TopicPartition, deadline: float) -> int:
-        """Return a partition's end offset, waiting out a leader still being chosen.
-
-        Just after a topic is created its partitions have no leader for a
-        moment, and asking for their offsets fails with an error that says
-        to retry.
-        """
-        while True:
-            try:
-                _low, high = self._consumer.get_watermark_offsets(
-                    partition, timeout=BROKER_TIMEOUT
-                )
-                return int(high)
-            except KafkaException as error:
-                passing = error.args[0].retriable() or (
-                    error.args[0].code() in _LEADERLESS_PARTITION
-                )
-                if not passing or time.monotonic() > deadline:
-                    raise BrokerError(
-                        f"Kafka did not give the end offset of {partition.topic}"
-                        f" partition {partition.partition}: {error}"
-                    ) from error
-            time.sleep(0.05)
 
     def expect(self, request_ids: Iterable[str]) -> None:
         """Keep the events of these requests until they are asked for."""
