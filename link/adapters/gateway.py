@@ -85,6 +85,10 @@ class TableReading:
     raw_select: str
 
 
+class _NotAllUnsharedError(Exception):
+    """Rolls back an all-or-nothing activation that found a row not Unshared."""
+
+
 class LinkGateway:
     """Reads and writes the source, helper and destination tables of one link."""
 
@@ -303,6 +307,40 @@ class LinkGateway:
                     f" VALUES {rows} ON DUPLICATE KEY UPDATE process = process"
                 )
         return len(keys)
+
+    def activate_unshared(self, keys: Sequence[CanonicalKey]) -> bool:
+        """Activate the rows in one go if every one of them is Unshared.
+
+        Unshared here means in the source, without a helper row and not in
+        the destination. The helper rows are inserted from the source rows
+        themselves, in one transaction: a key missing from the source inserts
+        nothing and an existing helper row fails the insert, and either way
+        nothing is kept and False is returned.
+        """
+        if not keys:
+            return True
+        if self._select_keys(self._destination, self.destination_table, keys):
+            return False
+        names = ", ".join(f"`{name}`" for name in self.codec.names)
+        try:
+            with self._source.transaction:
+                cursor = self._source._conn.cursor()
+                inserted = 0
+                for chunk in chunked(keys, QUERY_CHUNK):
+                    inserted += cursor.execute(
+                        f"INSERT INTO {self.helper_table} ({names}, process)"
+                        f" SELECT {names}, '{Process.PULL.value}'"
+                        f" FROM {self.source_table} WHERE {self._condition(chunk)}"
+                    )
+                if inserted != len(keys):
+                    raise _NotAllUnsharedError
+        except _NotAllUnsharedError:
+            return False
+        except pymysql.err.IntegrityError as error:
+            if error.args and error.args[0] == _DUPLICATE_ENTRY:
+                return False
+            raise
+        return True
 
     def reactivate(self, keys: Sequence[CanonicalKey]) -> int:
         """Replace the helper rows of deprecated rows that the source unflagged."""

@@ -41,6 +41,9 @@ class PullGateway(RowsGateway, Protocol):
     def activate(self, keys: Sequence[CanonicalKey]) -> int:
         """Insert helper rows with process PULL."""
 
+    def activate_unshared(self, keys: Sequence[CanonicalKey]) -> bool:
+        """Activate all the rows if all are Unshared; else change nothing."""
+
     def reactivate(self, keys: Sequence[CanonicalKey]) -> int:
         """Put deprecated, unflagged rows back into process PULL."""
 

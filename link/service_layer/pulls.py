@@ -79,37 +79,20 @@ class StartedPull:
 def start_pull(
     request: PullRequested, gateway: PullGateway, batch_size: int
 ) -> StartedPull:
-    """Activate the requested rows and cut the pull into transfer batches."""
+    """Activate the requested rows and cut the pull into transfer batches.
+
+    Rows pulled for the first time, the usual case, are activated in one
+    all-or-nothing step without looking at them first. When any of them is
+    not Unshared, nothing is changed by that step and every row is observed
+    and decided on its own.
+    """
     codec = gateway.codec
     keys = canonical_keys(codec, request.keys)
-    observations = gateway.observe(keys)
     tally = _Tally()
-    to_activate: list[CanonicalKey] = []
-    to_reactivate: list[CanonicalKey] = []
-    to_transfer: list[CanonicalKey] = []
-
-    for key in keys:
-        try:
-            decision = decide_pull_start(observations[key])
-        except InconsistentRowError as error:
-            tally.fail(codec, key, error.reason)
-            continue
-        if decision is PullStart.ACTIVATE:
-            to_activate.append(key)
-        elif decision is PullStart.REACTIVATE:
-            to_reactivate.append(key)
-        elif decision is PullStart.CONTINUE:
-            to_transfer.append(key)
-        elif decision is PullStart.ALREADY_SHARED:
-            tally.add("already_shared")
-        elif decision is PullStart.DEPRECATED:
-            tally.add("deprecated")
-        else:
-            tally.fail(codec, key, "the row is being deleted from the destination")
-
-    gateway.activate(to_activate)
-    gateway.reactivate(to_reactivate)
-    to_transfer = to_activate + to_reactivate + to_transfer
+    if gateway.activate_unshared(keys):
+        activated, to_transfer = len(keys), keys
+    else:
+        activated, to_transfer = _activate_by_state(gateway, keys, tally)
 
     slices = [
         to_transfer[i : i + batch_size] for i in range(0, len(to_transfer), batch_size)
@@ -138,13 +121,51 @@ def start_pull(
         gateway.link.link_id,
         request.request_id,
         len(keys),
-        len(to_activate) + len(to_reactivate),
+        activated,
         len(to_transfer),
         len(batches),
         started.counts.already_shared,
         started.counts.failed,
     )
     return StartedPull(started=started, batches=batches)
+
+
+def _activate_by_state(
+    gateway: PullGateway, keys: list[CanonicalKey], tally: _Tally
+) -> tuple[int, list[CanonicalKey]]:
+    """Observe each row and activate it as its state requires.
+
+    Returns how many rows were activated and the rows to transfer.
+    """
+    codec = gateway.codec
+    observations = gateway.observe(keys)
+    to_activate: list[CanonicalKey] = []
+    to_reactivate: list[CanonicalKey] = []
+    to_transfer: list[CanonicalKey] = []
+
+    for key in keys:
+        try:
+            decision = decide_pull_start(observations[key])
+        except InconsistentRowError as error:
+            tally.fail(codec, key, error.reason)
+            continue
+        if decision is PullStart.ACTIVATE:
+            to_activate.append(key)
+        elif decision is PullStart.REACTIVATE:
+            to_reactivate.append(key)
+        elif decision is PullStart.CONTINUE:
+            to_transfer.append(key)
+        elif decision is PullStart.ALREADY_SHARED:
+            tally.add("already_shared")
+        elif decision is PullStart.DEPRECATED:
+            tally.add("deprecated")
+        else:
+            tally.fail(codec, key, "the row is being deleted from the destination")
+
+    gateway.activate(to_activate)
+    gateway.reactivate(to_reactivate)
+    to_transfer = to_activate + to_reactivate + to_transfer
+    return len(to_activate) + len(to_reactivate), to_transfer
 
 
 def _settled_outcome(state: State) -> str:

@@ -273,3 +273,42 @@ def test_unfinished_rows_are_those_in_pull_or_delete(world: World) -> None:
 
     assert sorted(unfinished[Process.PULL]) == [(2,), (3,)]
     assert sorted(unfinished[Process.DELETE]) == [(4,), (5,)]
+
+
+def test_unshared_rows_are_activated_together(world: World) -> None:
+    first = world.subject(1, None, in_destination=False)
+    second = world.subject(2, None, in_destination=False)
+
+    assert world.gateway.activate_unshared([(1,), (2,)])
+
+    assert first.read() == PULL
+    assert second.read() == PULL
+
+
+@pytest.mark.parametrize(
+    ("other", "other_in_destination"),
+    [
+        pytest.param(PULL, False, id="activated"),
+        pytest.param(SHARED, True, id="shared"),
+        pytest.param(UNFLAGGED_DEPRECATED, False, id="deprecated-unflagged"),
+        pytest.param(None, True, id="in-destination-without-helper"),
+    ],
+)
+def test_one_row_not_unshared_activates_none(
+    world: World, other: Helper, other_in_destination: bool
+) -> None:
+    unshared = world.subject(1, None, in_destination=False)
+    other_row = world.subject(2, other, in_destination=other_in_destination)
+
+    assert not world.gateway.activate_unshared([(1,), (2,)])
+
+    assert unshared.read() is None
+    assert other_row.read() == other
+
+
+def test_a_row_missing_from_the_source_activates_none(world: World) -> None:
+    unshared = world.subject(1, None, in_destination=False)
+
+    assert not world.gateway.activate_unshared([(1,), (99,)])
+
+    assert unshared.read() is None

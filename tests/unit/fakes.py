@@ -77,6 +77,17 @@ class InMemoryGateway:
             self.helper.setdefault(key, HelperRow(Process.PULL, False, False))
         return len(keys)
 
+    def activate_unshared(self, keys: Sequence[CanonicalKey]) -> bool:
+        """Activate all the rows if all are in the source only; else change nothing."""
+        if any(
+            key not in self.source or key in self.helper or key in self.destination
+            for key in keys
+        ):
+            return False
+        for key in keys:
+            self.helper[key] = HelperRow(Process.PULL, False, False)
+        return True
+
     def reactivate(self, keys: Sequence[CanonicalKey]) -> int:
         """Put deprecated, unflagged rows back into process PULL."""
         changed = 0

@@ -35,6 +35,30 @@ def test_start_pull_activates_unshared_rows(gateway: InMemoryGateway) -> None:
     assert result.batches[0].keys == keys_of(1, 2, 3)
 
 
+def test_start_pull_of_unshared_rows_activates_them_without_looking_first(
+    gateway: InMemoryGateway,
+) -> None:
+    start_pull(pull_request(1, 2, 3), gateway, batch_size=10)
+
+    assert gateway.observations == 0
+
+
+def test_start_pull_looks_at_every_row_when_one_is_not_unshared(
+    gateway: InMemoryGateway,
+) -> None:
+    gateway.share(2)
+
+    result = start_pull(pull_request(1, 2, 3), gateway, batch_size=10)
+
+    assert gateway.observations == 1
+    assert [gateway.state(key) for key in (1, 2, 3)] == [
+        State.ACTIVATED,
+        State.SHARED,
+        State.ACTIVATED,
+    ]
+    assert result.started.counts == RowCounts(already_shared=1)
+
+
 def test_start_pull_reactivates_a_deprecated_row_that_was_unflagged(
     gateway: InMemoryGateway,
 ) -> None:
