@@ -45,6 +45,16 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(
@@ -80,6 +90,15 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help=(
             "also pull this many rows (100000 if no number is given) with the raw"
             " copy, embedded and over Kafka with one worker: the memory run"
+        ),
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_positive,
+        default=3,
+        help=(
+            "pulls (and deletions) per system and size, each into new schemas;"
+            " the report gives the median (default 3; the --large run pulls once)"
         ),
     )
     parser.add_argument(
@@ -141,6 +160,7 @@ def run(options: argparse.Namespace) -> Results:
             "skip_old": options.skip_old,
             "large": options.large,
             "single": options.single,
+            "repeat": options.repeat,
             "systems": [system.name for system in systems],
         },
         environment=_environment(),
@@ -214,7 +234,9 @@ def _run_system(
     for rows in options.rows:
         if system.name == OLD and rows > options.old_tool_max:
             continue
-        results.bulk.append(runner.bulk(system, sources[rows], rows))
+        results.bulk.append(
+            runner.bulk(system, sources[rows], rows, repeat=options.repeat)
+        )
     if options.large and system.name in (RAW, RAW_RENDERED, EMBEDDED, KAFKA_1):
         # Only the pull: the large run is about memory, and the deletion path
         # `(T() & T().source.flagged)` restricts the destination by one OR term

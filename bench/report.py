@@ -115,14 +115,22 @@ def _delete_reference(results: Results, rows: int) -> float | None:
     return None if old is None else old.delete_rate
 
 
+def _spread(samples: list[float]) -> str:
+    """Return the fastest and slowest of repeated timings, or "-" for one."""
+    if len(samples) < 2:
+        return "-"
+    return f"{min(samples):.2f}-{max(samples):.2f}"
+
+
 def _bulk_row(results: Results, result: BulkResult) -> list[str]:
     if result.error:
         first = result.error.strip().splitlines()[-1][:70]
-        return [result.system, f"{result.rows:,}", "FAILED", "", "", "", "", first]
+        return [result.system, f"{result.rows:,}", "FAILED", "", "", "", "", "", first]
     return [
         result.system,
         f"{result.rows:,}",
         _number(result.pull_seconds, 2),
+        _spread(result.pull_samples),
         _number(result.pull_rate),
         _old_ratio(result.pull_rate, results, result.rows, pull=True),
         _ratio(result.pull_rate, _reference(results, RAW, result.rows), True),
@@ -133,16 +141,19 @@ def _bulk_row(results: Results, result: BulkResult) -> list[str]:
 
 def render(results: Results) -> str:
     """Return the report: pulls, deletions, single-row pulls, targets."""
+    repeat = results.options.get("repeat", 1)
     lines = [
         f"Benchmark of {results.started}: {results.environment.get('note', '')}",
         "",
-        "Pulls of whole tables (each row has 5 part rows)",
+        "Pulls of whole tables (each row has 5 part rows); seconds: the median of"
+        f" {repeat} pull(s) into new schemas, range: fastest-slowest",
     ]
     lines += _table(
         [
             "system",
             "rows",
             "seconds",
+            "range",
             "rows/s",
             "vs old",
             "of raw",
@@ -151,14 +162,19 @@ def render(results: Results) -> str:
         ],
         (_bulk_row(results, result) for result in results.bulk),
     )
-    lines += ["", "Deletions of the pulled rows, flagged (they end deprecated)"]
+    lines += [
+        "",
+        "Deletions of the pulled rows, flagged (they end deprecated); median and"
+        " range as above",
+    ]
     lines += _table(
-        ["system", "rows", "seconds", "rows/s", "vs old", "peak RSS"],
+        ["system", "rows", "seconds", "range", "rows/s", "vs old", "peak RSS"],
         (
             [
                 r.system,
                 f"{r.rows:,}",
                 _number(r.delete_seconds, 2),
+                _spread(r.delete_samples),
                 _number(r.delete_rate),
                 _old_ratio(r.delete_rate, results, r.rows, pull=False),
                 _peaks(r.delete_peak_rss),

@@ -47,17 +47,46 @@ def rate(rows: int, seconds: float | None) -> float | None:
     return rows / seconds
 
 
+def _median(samples: list[float]) -> float | None:
+    return statistics.median(samples) if samples else None
+
+
+def merge_peaks(
+    kept: dict[str, int | None], new: dict[str, int | None]
+) -> dict[str, int | None]:
+    """Return the larger peak of each process over two repetitions."""
+    merged = dict(kept)
+    for name, peak in new.items():
+        before = merged.get(name)
+        merged[name] = peak if before is None else max(before, peak or 0)
+    return merged
+
+
 @dataclass
 class BulkResult:
-    """One pull of a whole source table and the deletion of its rows."""
+    """Pulls of a whole source table and deletions of its rows, repeated.
+
+    The figures are the median over the repetitions (each into new schemas);
+    the peak memory is the largest of any repetition.
+    """
 
     system: str
     rows: int
-    pull_seconds: float | None = None
-    delete_seconds: float | None = None
+    pull_samples: list[float] = field(default_factory=list)
+    delete_samples: list[float] = field(default_factory=list)
     pull_peak_rss: dict[str, int | None] = field(default_factory=dict)
     delete_peak_rss: dict[str, int | None] = field(default_factory=dict)
     error: str | None = None
+
+    @property
+    def pull_seconds(self) -> float | None:
+        """Return the median pull time."""
+        return _median(self.pull_samples)
+
+    @property
+    def delete_seconds(self) -> float | None:
+        """Return the median deletion time."""
+        return _median(self.delete_samples)
 
     @property
     def pull_rate(self) -> float | None:
@@ -73,6 +102,8 @@ class BulkResult:
         """Return the record with its rates, ready for JSON."""
         return {
             **asdict(self),
+            "pull_seconds": self.pull_seconds,
+            "delete_seconds": self.delete_seconds,
             "pull_rows_per_second": self.pull_rate,
             "delete_rows_per_second": self.delete_rate,
         }

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.dataset import Counts, count_link, drop_schemas, flag_all
 from bench.processes import Client, ServiceStack, StepError, service_environment
-from bench.results import BulkResult, SingleResult, System
+from bench.results import BulkResult, SingleResult, System, merge_peaks
 from bench.settings import REPOSITORY, Servers
 from bench.shape import PARTS_PER_ROW, key_of
 
@@ -132,54 +132,85 @@ class Runner:
             self._drop(helper, destination)
 
     def bulk(
-        self, system: System, source_schema: str, rows: int, *, delete: bool = True
+        self,
+        system: System,
+        source_schema: str,
+        rows: int,
+        *,
+        delete: bool = True,
+        repeat: int = 1,
     ) -> BulkResult:
-        """Pull a whole source table, then delete its rows, flagged, again."""
+        """Pull a whole source table, then delete its rows, flagged, again.
+
+        Repeated into new schemas each time; the result keeps every time.
+        """
         result = BulkResult(system=system.name, rows=rows)
-        logger.info("%s: pulling %d rows", system.name, rows)
         try:
-            with self._linked(system, source_schema, str(rows)) as linked:
-                client, helper, destination = linked
-                self._reset_service_peaks()
-                pulled = client.call("pull")
-                result.pull_peak_rss = self._peaks(pulled.peak_rss)
-                expect(
-                    count_link(self.servers, helper, destination),
-                    "the pull",
-                    destination_rows=rows,
-                    destination_part_rows=rows * PARTS_PER_ROW,
-                    helper_shared=rows if helper else 0,
-                    helper_in_process=0,
-                )
-                result.pull_seconds = pulled.seconds
+            for attempt in range(repeat):
                 logger.info(
-                    "%s: pulled %d rows in %.2f s", system.name, rows, pulled.seconds
+                    "%s: pulling %d rows (%d of %d)",
+                    system.name,
+                    rows,
+                    attempt + 1,
+                    repeat,
                 )
-                if not delete:
-                    return result
-                if helper is not None:
-                    flagged = flag_all(self.servers, helper)
-                    if flagged != rows:
-                        raise VerificationError(f"flagged {flagged} of {rows} rows")
-                self._reset_service_peaks()
-                deleted = client.call("delete_flagged")
-                result.delete_peak_rss = self._peaks(deleted.peak_rss)
-                expect(
-                    count_link(self.servers, helper, destination),
-                    "the deletion",
-                    destination_rows=0,
-                    destination_part_rows=0,
-                    helper_deprecated=rows if helper else 0,
-                    helper_in_process=0,
-                )
-                result.delete_seconds = deleted.seconds
-                logger.info(
-                    "%s: deleted %d rows in %.2f s", system.name, rows, deleted.seconds
-                )
+                self._bulk_once(system, source_schema, rows, result, delete=delete)
         except StepError as error:
             result.error = str(error)
             logger.error("%s, %d rows: %s", system.name, rows, error)
         return result
+
+    def _bulk_once(
+        self,
+        system: System,
+        source_schema: str,
+        rows: int,
+        result: BulkResult,
+        *,
+        delete: bool,
+    ) -> None:
+        with self._linked(system, source_schema, str(rows)) as linked:
+            client, helper, destination = linked
+            self._reset_service_peaks()
+            pulled = client.call("pull")
+            result.pull_peak_rss = merge_peaks(
+                result.pull_peak_rss, self._peaks(pulled.peak_rss)
+            )
+            expect(
+                count_link(self.servers, helper, destination),
+                "the pull",
+                destination_rows=rows,
+                destination_part_rows=rows * PARTS_PER_ROW,
+                helper_shared=rows if helper else 0,
+                helper_in_process=0,
+            )
+            result.pull_samples.append(pulled.seconds)
+            logger.info(
+                "%s: pulled %d rows in %.2f s", system.name, rows, pulled.seconds
+            )
+            if not delete:
+                return
+            if helper is not None:
+                flagged = flag_all(self.servers, helper)
+                if flagged != rows:
+                    raise VerificationError(f"flagged {flagged} of {rows} rows")
+            self._reset_service_peaks()
+            deleted = client.call("delete_flagged")
+            result.delete_peak_rss = merge_peaks(
+                result.delete_peak_rss, self._peaks(deleted.peak_rss)
+            )
+            expect(
+                count_link(self.servers, helper, destination),
+                "the deletion",
+                destination_rows=0,
+                destination_part_rows=0,
+                helper_deprecated=rows if helper else 0,
+                helper_in_process=0,
+            )
+            result.delete_samples.append(deleted.seconds)
+            logger.info(
+                "%s: deleted %d rows in %.2f s", system.name, rows, deleted.seconds
+            )
 
     def single(self, system: System, source_schema: str, count: int) -> SingleResult:
         """Pull rows one at a time, after one untimed warm-up pull."""
