@@ -194,8 +194,8 @@ class SourceTable(FreeTable):  # type: ignore[misc]
         executor = context.executor
         if not wait:
             if isinstance(executor, KafkaExecutor):
-                return executor.submit_pull(keys)
-            return FinishedPull(executor.pull(keys, tqdm(disable=True)))
+                return executor.submit_pull(keys, check=self._report)
+            return FinishedPull(executor.pull(keys, tqdm(disable=True)), self._report)
         with tqdm(
             total=len(keys), disable=not display_progress, unit="row", desc="pull"
         ) as progress:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -284,16 +284,29 @@ class PendingRequests:
         return [self.outcomes[request_id] for request_id in self._order]
 
 
+ResultCheck = Callable[[PullResult], PullResult]
+"""Logs a pull's outcome and raises IncompleteRequestError if rows failed."""
+
+
+def _accept(result: PullResult) -> PullResult:
+    return result
+
+
 class PullHandle:
     """A pull handed to the services and not waited for (``pull(wait=False)``)."""
 
     def __init__(
-        self, pending: PendingRequests, requested: int, default_timeout: float
+        self,
+        pending: PendingRequests,
+        requested: int,
+        default_timeout: float,
+        check: ResultCheck = _accept,
     ) -> None:
-        """Keep the requests under way."""
+        """Keep the requests under way; check judges the outcome when it is in."""
         self._pending = pending
         self._requested = requested
         self._default_timeout = default_timeout
+        self._check = check
         self.request_ids = tuple(pending.pending)
 
     @property
@@ -303,13 +316,18 @@ class PullHandle:
         return self._pending.status
 
     def wait(self, timeout: float | None = None) -> PullResult:
-        """Wait for the pull's outcome; timeout is the longest wait without news."""
+        """Wait for the pull's outcome; timeout is the longest wait without news.
+
+        Raises IncompleteRequestError when rows failed, as a waiting pull does.
+        """
         outcomes = self._pending.wait(
             self._default_timeout if timeout is None else timeout
         )
-        return _sum_pulls(
-            [outcome for outcome in outcomes if isinstance(outcome, PullCompleted)],
-            self._requested,
+        return self._check(
+            _sum_pulls(
+                [outcome for outcome in outcomes if isinstance(outcome, PullCompleted)],
+                self._requested,
+            )
         )
 
 
@@ -318,14 +336,15 @@ class FinishedPull:
 
     status = "completed"
 
-    def __init__(self, result: PullResult) -> None:
+    def __init__(self, result: PullResult, check: ResultCheck = _accept) -> None:
         """Keep the outcome."""
         self.result = result
         self.request_ids = result.request_ids
+        self._check = check
 
     def wait(self, timeout: float | None = None) -> PullResult:
-        """Return the outcome at once."""
-        return self.result
+        """Return the outcome at once; raise IncompleteRequestError if rows failed."""
+        return self._check(self.result)
 
 
 class KafkaExecutor:
@@ -418,7 +437,10 @@ class KafkaExecutor:
         )
 
     def submit_pull(
-        self, keys: Sequence[PrimaryKey], progress: tqdm[Any] | None = None
+        self,
+        keys: Sequence[PrimaryKey],
+        progress: tqdm[Any] | None = None,
+        check: ResultCheck = _accept,
     ) -> PullHandle:
         """Publish pull requests and return at once with a handle on them."""
         chunks = growing_slices(
@@ -431,7 +453,7 @@ class KafkaExecutor:
             )
         ]
         pending = self._publish(self._topics.pull_requests, requests, progress)
-        return PullHandle(pending, len(keys), self._settings.pull_timeout)
+        return PullHandle(pending, len(keys), self._settings.pull_timeout, check)
 
     def pull(self, keys: Sequence[PrimaryKey], progress: tqdm[Any]) -> PullResult:
         """Publish pull requests and wait until every one is complete."""

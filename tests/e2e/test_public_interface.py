@@ -18,7 +18,8 @@ import pytest
 
 from demo.pipeline import SourcePipeline, declare_pipeline, fill_pipeline
 from link.adapters.kafka import Topics
-from link.executors import PullHandle
+from link.errors import IncompleteRequestError
+from link.executors import PullHandle, PullResult
 from tests.conftest import SchemaNames
 from tests.e2e.conftest import RunningServices, start_service, stop_service
 from tests.helpers import (
@@ -113,6 +114,31 @@ def test_pull_without_waiting_returns_a_handle(
     assert handle.status == "completed"
     assert result.counts.shared == 6
     assert len(table()) == 6
+
+
+def test_waiting_on_a_handle_raises_for_failed_rows_as_pull_does(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+) -> None:
+    pipeline = declare_pipeline(source_admin, schema_names.source)
+    fill_pipeline(pipeline, subjects=1, sessions_per_subject=3, trials_per_session=1)
+    table = linked_session(endpoints, schema_names)
+    table().source.pull()
+    # A row whose deletion is under way cannot be pulled meanwhile.
+    source_admin.connection.query(
+        f"UPDATE `{schema_names.helper}`.`outbound` SET process = 'DELETE'"
+        " WHERE session_idx = 0"
+    )
+
+    handle = table().source.pull(wait=False)
+
+    with pytest.raises(IncompleteRequestError, match="1 of 3 row") as raised:
+        handle.wait(timeout=60)
+    result = raised.value.result
+    assert isinstance(result, PullResult)
+    assert result.counts.already_shared == 2
 
 
 def test_a_large_pull_survives_a_transfer_worker_stopping_half_way(

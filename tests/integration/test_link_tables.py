@@ -13,7 +13,8 @@ from link.adapters.gateway import LinkGateway
 from link.adapters.servers import open_destination, open_source
 from link.config import LinkSettings
 from link.domain.events import PullRequested, RowCounts
-from link.errors import ConfigurationError, SourceError
+from link.errors import ConfigurationError, IncompleteRequestError, SourceError
+from link.executors import PullResult
 from link.service_layer.pulls import start_pull, transfer_batch
 from tests.conftest import SchemaNames
 from tests.helpers import (
@@ -234,3 +235,28 @@ def test_a_stores_mapping_naming_an_unconfigured_store_is_refused(
         )
         class Session:
             pass
+
+
+@pytest.mark.usefixtures("embedded_link_environment")
+def test_an_embedded_handle_raises_for_failed_rows_when_waited_on(
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+    pipeline: SourcePipeline,
+) -> None:
+    table = linked_session(endpoints, schema_names, helper="SessionHelper")
+    (table().source & "subject_id = 1").pull()
+    # A row whose deletion is under way cannot be pulled meanwhile.
+    source_admin.connection.query(
+        f"UPDATE `{schema_names.helper}`.`session_helper` SET process = 'DELETE'"
+        " WHERE subject_id = 1 AND session_idx = 0"
+    )
+
+    handle = (table().source & "subject_id = 1").pull(wait=False)
+
+    assert handle.status == "completed"
+    with pytest.raises(IncompleteRequestError, match="1 of 2 row") as raised:
+        handle.wait()
+    result = raised.value.result
+    assert isinstance(result, PullResult)
+    assert result.counts.already_shared == 1
