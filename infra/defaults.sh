@@ -32,15 +32,18 @@ LINK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${LINK_DESTINATION_PORT:=3317}"
 : "${LINK_MARIADB_BUFFER_POOL:=256M}"
 
+# Accounts of the local servers. They have names of their own, not the
+# library's LINK_USER/LINK_PASS and DJ_USER/DJ_PASS: credentials exported for
+# another lab's servers must not change these accounts. infra/env.sh hands them
+# to the library under its names.
 # Source server: the source lab's operator, and the link's restricted account.
 : "${LINK_SOURCE_ADMIN_USER:=source_admin}"
 : "${LINK_SOURCE_ADMIN_PASS:=source_admin_pw}"
-: "${LINK_USER:=djlink}"
-: "${LINK_PASS:=djlink_pw}"
-
+: "${LINK_LOCAL_LINK_USER:=djlink}"
+: "${LINK_LOCAL_LINK_PASS:=djlink_pw}"
 # Destination server: the destination lab's own account (DataJoint's names).
-: "${DJ_USER:=djuser}"
-: "${DJ_PASS:=djuser_pw}"
+: "${LINK_LOCAL_DJ_USER:=djuser}"
+: "${LINK_LOCAL_DJ_PASS:=djuser_pw}"
 
 # Seconds a `start` waits for a server before giving up.
 : "${LINK_START_TIMEOUT:=90}"

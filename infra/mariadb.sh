@@ -46,9 +46,11 @@ create_users() {
   if [[ $NAME == source ]]; then
     vars="SET @source_admin_user = $(sql_string "$LINK_SOURCE_ADMIN_USER"),
       @source_admin_pass = $(sql_string "$LINK_SOURCE_ADMIN_PASS"),
-      @link_user = $(sql_string "$LINK_USER"), @link_pass = $(sql_string "$LINK_PASS");"
+      @link_user = $(sql_string "$LINK_LOCAL_LINK_USER"),
+      @link_pass = $(sql_string "$LINK_LOCAL_LINK_PASS");"
   else
-    vars="SET @dj_user = $(sql_string "$DJ_USER"), @dj_pass = $(sql_string "$DJ_PASS");"
+    vars="SET @dj_user = $(sql_string "$LINK_LOCAL_DJ_USER"),
+      @dj_pass = $(sql_string "$LINK_LOCAL_DJ_PASS");"
   fi
   printf '%s\n' "$vars" | cat - "$LINK_ROOT/infra/sql/$NAME-init.sql" |
     mariadb --no-defaults -S "$SOCKET" -u "$(id -un)"
@@ -62,8 +64,8 @@ answers_socket() {
 
 # Readiness as the clients see it: a TCP login with the server's main account.
 answers_tcp() {
-  local user=$DJ_USER pass=$DJ_PASS
-  [[ $NAME == source ]] && user=$LINK_USER pass=$LINK_PASS
+  local user=$LINK_LOCAL_DJ_USER pass=$LINK_LOCAL_DJ_PASS
+  [[ $NAME == source ]] && user=$LINK_LOCAL_LINK_USER pass=$LINK_LOCAL_LINK_PASS
   MYSQL_PWD=$pass mariadb-admin --no-defaults -h "$LINK_BIND_HOST" -P "$PORT" \
     -u "$user" --connect-timeout=2 ping >/dev/null 2>&1
 }
