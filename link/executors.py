@@ -218,11 +218,14 @@ class PendingRequests:
             return "pending"
         return "rejected" if self.rejections else "completed"
 
-    def listen(self, quiet_for: float) -> None:
-        """Take in events until none has come for quiet_for seconds, or all are in."""
+    def listen(self, quiet_for: float, longest: float | None = None) -> None:
+        """Take in events until none has come for quiet_for seconds, or all are in.
+
+        With longest, it stops after that many seconds in all.
+        """
         if not self.pending:
             return
-        for event in self._listener.events(self.pending, quiet_for):
+        for event in self._listener.events(self.pending, quiet_for, longest):
             if event.request_id not in self.pending:
                 continue  # a late event of a request already complete
             outcome: PullCompleted | DeletionCompleted | RequestRejected | None
@@ -311,8 +314,11 @@ class PullHandle:
 
     @property
     def status(self) -> str:
-        """Return "pending", "completed" or "rejected", without waiting."""
-        self._pending.listen(quiet_for=0.05)
+        """Return "pending", "completed" or "rejected", without waiting.
+
+        It takes in the events that have come so far, for 50 ms at the most.
+        """
+        self._pending.listen(quiet_for=0.05, longest=0.05)
         return self._pending.status
 
     def wait(self, timeout: float | None = None) -> PullResult:

@@ -10,6 +10,7 @@ aiokafka's default.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -203,7 +204,10 @@ class TopicAdmin:
         for topic in topics:
             found = metadata.get(topic)
             if found is None:
-                raise BrokerError(f"Topic {topic} does not exist on {self._broker}.")
+                # A topic created a moment ago may not be in the metadata yet.
+                raise KafkaException(
+                    KafkaError(KafkaError._UNKNOWN_TOPIC, f"no topic {topic} (yet)")
+                )
             if found.error is not None:
                 raise KafkaException(found.error)
             for partition in found.partitions:
@@ -332,18 +336,22 @@ class RequestListener:
         """Stop keeping events of a request whose outcome is known."""
         self._mailbox.pop(request_id, None)
 
-    def events(self, request_ids: set[str], timeout: float) -> Iterator[RequestEvent]:
+    def events(
+        self, request_ids: set[str], timeout: float, longest: float | None = None
+    ) -> Iterator[RequestEvent]:
         """Yield the events of the requests until none arrives for timeout seconds.
 
-        Events of other expected requests are kept for them; events of
-        requests nobody expects are dropped.
+        With longest, it stops after that many seconds in all, however busy
+        the requests are. Events of other expected requests are kept for
+        them; events of requests nobody expects are dropped.
         """
         for request_id in request_ids:
             kept = self._mailbox.get(request_id, [])
             while kept:
                 yield kept.pop(0)
         deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
+        end = math.inf if longest is None else time.monotonic() + longest
+        while (remaining := min(deadline, end) - time.monotonic()) > 0:
             message = self._consumer.poll(min(remaining, 0.5))
             if message is None:
                 continue

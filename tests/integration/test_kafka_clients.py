@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -63,6 +65,39 @@ def test_a_listener_opens_on_topics_created_a_moment_ago(
     # A listener hears what was published after it opened, and nothing older.
     assert sorted(str(event.request_id) for event in heard_first) == ["early", "late"]
     assert [event.request_id for event in heard_second] == ["late"]
+
+
+def test_a_listener_told_how_long_to_listen_stops_while_events_keep_coming(
+    endpoints: Endpoints, fresh_topics: Topics
+) -> None:
+    ensure_topics(endpoints.broker, fresh_topics.all(), partitions=1)
+    listener = RequestListener(endpoints.broker, [fresh_topics.completions])
+    publisher = Publisher(endpoints.broker, warm_topics=[fresh_topics.completions])
+    stop = threading.Event()
+
+    def publish_steadily() -> None:
+        # One event every 10 ms for up to 5 s: never 0.2 s of quiet.
+        for _ in range(500):
+            if stop.is_set():
+                break
+            publisher.publish(fresh_topics.completions, "busy", _completion("busy"))
+            publisher.flush()
+            time.sleep(0.01)
+
+    publishing = threading.Thread(target=publish_steadily)
+    publishing.start()
+    try:
+        time.sleep(0.3)
+        began = time.monotonic()
+        heard = list(listener.events({"busy"}, timeout=0.2, longest=0.3))
+        listened = time.monotonic() - began
+    finally:
+        stop.set()
+        publishing.join()
+        listener.close()
+
+    assert heard, "the listener heard none of the steady events"
+    assert listened < 2.0, f"listened {listened:.1f} s while told 0.3 s at most"
 
 
 def test_a_broker_that_cannot_be_reached_fails_the_request_not_the_connect_ahead(

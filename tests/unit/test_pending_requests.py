@@ -26,7 +26,9 @@ class ScriptedListener:
         self._events = events
         self.forgotten: list[str] = []
 
-    def events(self, request_ids: set[str], timeout: float) -> Iterator[RequestEvent]:
+    def events(
+        self, request_ids: set[str], timeout: float, longest: float | None = None
+    ) -> Iterator[RequestEvent]:
         yield from self._events
 
     def forget(self, request_id: str) -> None:
