@@ -305,15 +305,15 @@ class LinkedTable(WrittenByTheLink):
         Returns the number of rows deleted. Flagged rows end deprecated; the
         others return to Unshared and can be pulled again. Like DataJoint's
         own delete, it asks first when prompt is true or, by default, when
-        DataJoint's safemode is on.
+        DataJoint's safemode is on, and deleting no rows returns 0: a regular
+        clean-up of flagged rows finds none most of the time.
         """
         context = self._link_context
-        context.executor.connect_ahead()
         keys = context.message_keys(self)
         if not keys:
-            raise NoRowsError(
-                f"The deletion from {context.ref.link_id} matched no destination rows."
-            )
+            logger.info("link %s: no rows to delete", context.ref.link_id)
+            return 0
+        context.executor.connect_ahead()
         ask = dj.config["safemode"] if prompt is None else prompt
         if ask:
             answer = input(

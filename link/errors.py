@@ -28,7 +28,7 @@ class InvalidRequestError(LinkError):
 
 
 class NoRowsError(InvalidRequestError):
-    """A pull or delete matched no rows."""
+    """A pull matched no rows of the source."""
 
 
 class IncompleteRequestError(LinkError):
