@@ -309,11 +309,11 @@ class LinkedTable(WrittenByTheLink):
         clean-up of flagged rows finds none most of the time.
         """
         context = self._link_context
+        context.executor.connect_ahead()
         keys = context.message_keys(self)
         if not keys:
             logger.info("link %s: no rows to delete", context.ref.link_id)
             return 0
-        context.executor.connect_ahead()
         ask = dj.config["safemode"] if prompt is None else prompt
         if ask:
             answer = input(
