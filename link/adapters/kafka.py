@@ -200,6 +200,7 @@ class TopicAdmin:
 
     def _end_offsets(self, topics: Sequence[str]) -> list[TopicPartition]:
         metadata = self._metadata()
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         wanted: dict[TopicPartition, OffsetSpec] = {}
         for topic in topics:
             found = metadata.get(topic)
@@ -211,7 +212,7 @@ class TopicAdmin:
             if found.error is not None:
                 raise KafkaException(found.error)
             for partition in found.partitions:
-                wanted[TopicPartition(topic, partition)] = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+                wanted[TopicPartition(topic, partition)] = latest
         futures = self._admin.list_offsets(wanted, request_timeout=BROKER_TIMEOUT)
         return [
             TopicPartition(partition.topic, partition.partition, future.result().offset)
