@@ -29,6 +29,7 @@ from link.adapters.literals import (
     row_literals,
 )
 from link.adapters.objects import StoredObjects, split_full_name
+from link.adapters.servers import in_utc, read_in_utc
 from link.adapters.tables import quote
 from link.domain.events import LinkRef
 from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, kind_of_sql_type
@@ -95,8 +96,8 @@ class LinkGateway:
     def __init__(self, link: LinkRef, source: dj.Instance, destination: dj.Instance):
         """Learn the headings of the link's tables."""
         self.link = link
-        self._source = source.connection
-        self._destination = destination.connection
+        self._source_connection = source.connection
+        self._destination_connection = destination.connection
         self.source_table = quote(link.source_schema, link.source_table)
         self.helper_table = quote(link.helper_schema, link.helper_table)
         self.destination_table = quote(link.destination_schema, link.destination_table)
@@ -137,6 +138,16 @@ class LinkGateway:
                 [(self._tables[self.source_table], self.destination_table)]
                 + [(self._tables[pair.source], pair.destination) for pair in self.parts]
             )
+
+    @property
+    def _source(self) -> dj.Connection:
+        """The source connection, its session in UTC (see servers.in_utc)."""
+        return in_utc(self._source_connection)
+
+    @property
+    def _destination(self) -> dj.Connection:
+        """The destination connection, its session in UTC."""
+        return in_utc(self._destination_connection)
 
     def _table(self, full_name: str) -> dj.FreeTable:
         """Return a source table, its heading read once for the gateway's life."""
@@ -193,8 +204,8 @@ class LinkGateway:
         names = ", ".join(f"`{name}`" for name in self.codec.names)
         for chunk in chunked(keys, QUERY_CHUNK):
             condition = self._condition(chunk)
-            rows = connection.query(
-                f"SELECT {names} FROM {table} WHERE {condition}"
+            rows = read_in_utc(
+                connection, f"SELECT {names} FROM {table} WHERE {condition}"
             ).fetchall()
             found.update(self.codec.canonical_from_sql(row) for row in rows)
         return found
@@ -210,9 +221,10 @@ class LinkGateway:
         helpers: dict[CanonicalKey, HelperRow] = {}
         for chunk in chunked(keys, QUERY_CHUNK):
             condition = self._condition(chunk)
-            rows = self._source.query(
+            rows = read_in_utc(
+                self._source_connection,
                 f"SELECT {names}, process, is_flagged, is_deprecated"
-                f" FROM {self.helper_table} WHERE {condition}"
+                f" FROM {self.helper_table} WHERE {condition}",
             ).fetchall()
             for row in rows:
                 key = self.codec.canonical_from_sql(row[:width])
@@ -254,7 +266,8 @@ class LinkGateway:
     def unfinished(self, limit: int) -> dict[Process, list[CanonicalKey]]:
         """Return up to limit rows whose helper row is in PULL or DELETE."""
         names = ", ".join(f"`{name}`" for name in self.codec.names)
-        rows = self._source.query(
+        rows = read_in_utc(
+            self._source_connection,
             f"SELECT {names}, process FROM {self.helper_table}"
             " WHERE process IN ('PULL', 'DELETE') LIMIT %s",
             args=(limit,),
@@ -401,8 +414,9 @@ class LinkGateway:
         for chunk in chunked(keys, QUERY_CHUNK):
             condition = self._condition(chunk)
             rows.extend(
-                self._source.query(
-                    f"SELECT {select} FROM {table} WHERE {condition}"
+                read_in_utc(
+                    self._source_connection,
+                    f"SELECT {select} FROM {table} WHERE {condition}",
                 ).fetchall()
             )
         return rows

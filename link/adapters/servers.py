@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+import weakref
 from typing import Any
 
 import datajoint as dj
@@ -26,6 +27,43 @@ _UNKNOWN_HOST_OR_REFUSED = (2003, 2005, 2006, 2013)
 # MariaDB and says so in its README, so the warning carries no news here.
 warnings.filterwarnings("ignore", message="MariaDB is not officially supported")
 warnings.filterwarnings("ignore", message="No datajoint.json found")
+
+
+# The PyMySQL sessions that the link has set to UTC. DataJoint replaces a
+# connection's session when it reconnects, and the new one starts in the
+# server's own time zone: the set tells whether to set it again.
+_UTC_SESSIONS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def in_utc(connection: dj.Connection) -> dj.Connection:
+    """Return the connection with its session's time zone set to UTC.
+
+    TIMESTAMP values are stored as instants but read and written in the
+    session's time zone, which is each server's own by default: two servers
+    in different zones would shift every copied timestamp. Every session of
+    the link works in UTC instead, set again whenever DataJoint has replaced
+    the session by reconnecting.
+    """
+    if connection._conn not in _UTC_SESSIONS:
+        connection.query("SET time_zone = '+00:00'")
+        _UTC_SESSIONS.add(connection._conn)
+    return connection
+
+
+def read_in_utc(
+    connection: dj.Connection, sql: str, args: tuple[Any, ...] | None = None
+) -> Any:
+    """Run a read-only query in a UTC session and return its cursor.
+
+    DataJoint reconnects inside a query when the connection was lost, and runs
+    the query again in the new session, which is in the server's time zone: a
+    read that was run so is run once more, in UTC. Writes are not repeated
+    here; a guarded write run so matches no timestamp key and changes nothing.
+    """
+    cursor = in_utc(connection).query(sql, args=args)
+    if connection._conn not in _UTC_SESSIONS:
+        cursor = in_utc(connection).query(sql, args=args)
+    return cursor
 
 
 def split_host(host: str) -> tuple[str, int]:
@@ -51,9 +89,11 @@ def open_source(host: str, settings: LinkSettings) -> dj.Instance:
     user, password = settings.source_credentials()
     name, port = split_host(host)
     try:
-        return dj.Instance(
+        instance = dj.Instance(
             name, user, password, port=port, safemode=False, stores=_stores()
         )
+        in_utc(instance.connection)
+        return instance
     except pymysql.err.OperationalError as error:
         code = error.args[0] if error.args else None
         if code == _ACCESS_DENIED:
@@ -76,7 +116,7 @@ def open_destination() -> dj.Instance:
         )
     host = f"{database.host}:{database.port}"
     try:
-        return dj.Instance(
+        instance = dj.Instance(
             database.host,
             database.user,
             database.password.get_secret_value(),
@@ -84,6 +124,8 @@ def open_destination() -> dj.Instance:
             safemode=False,
             stores=_stores(),
         )
+        in_utc(instance.connection)
+        return instance
     except pymysql.err.OperationalError as error:
         code = error.args[0] if error.args else None
         if code == _ACCESS_DENIED:

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 KeyValue = str | int | float | bool | None
-"""A primary-key value as JSON carries it: dates and UUIDs travel as strings."""
+"""A primary-key value as JSON carries it: dates, UUIDs, UTC timestamps as strings."""
 
 PrimaryKey = dict[str, KeyValue]
 """One row's primary key: attribute name to value, and nothing else."""
@@ -102,7 +102,12 @@ class Request(Message):
     request_id: RequestId = Field(
         description="Chosen by the publisher; correlates every later event."
     )
-    keys: list[PrimaryKey] = Field(min_length=1, max_length=10_000)
+    keys: list[PrimaryKey] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="The rows, each by its primary-key values only: dates as"
+        " YYYY-MM-DD, datetimes in ISO 8601 (timestamps in UTC), UUIDs as strings.",
+    )
     requested_at: datetime.datetime = Field(default_factory=_now)
 
 

@@ -23,6 +23,9 @@ from link.domain.keys import CanonicalKey
 from link.domain.lifecycle import (
     DeletionStep,
     InconsistentRowError,
+    Observation,
+    State,
+    classify,
     decide_deletion_step,
 )
 from link.service_layer.ports import DeletionGateway
@@ -100,26 +103,11 @@ def delete_batch(
     gateway.remove_from_destination(to_remove)
     to_finish += to_remove
 
-    # Flags are read as they are now: the source may flag a row at any time.
-    helpers = gateway.read_helper(to_finish)
-    flagged = [key for key in to_finish if key in helpers and helpers[key].is_flagged]
-    unflagged = [
-        key for key in to_finish if key in helpers and not helpers[key].is_flagged
-    ]
-    gateway.deprecate(flagged)
-    gateway.remove_helper(unflagged)
-
-    settled = gateway.read_helper(to_finish)
-    unshared = deprecated = 0
-    for key in to_finish:
-        helper = settled.get(key)
-        if helper is None:
-            unshared += 1
-        elif helper.is_deprecated and helper.is_flagged:
-            deprecated += 1
-        else:
-            reason = "the source changed the row's flag during its deletion; retry"
-            failures.append(RowFailure(key=codec.to_message(key), reason=reason))
+    unshared, deprecated, unsettled = settle_removed(to_finish, gateway)
+    failures.extend(
+        RowFailure(key=codec.to_message(key), reason=reason)
+        for key, reason in unsettled.items()
+    )
     counts = DeletionCounts(
         unshared=unshared,
         deprecated=deprecated,
@@ -127,3 +115,56 @@ def delete_batch(
         failed=len(failures),
     )
     return counts, failures
+
+
+SETTLE_ATTEMPTS = 3
+"""Reads of the flags a deletion makes for a row whose flag keeps changing."""
+
+
+def settle_removed(
+    keys: Sequence[CanonicalKey], gateway: DeletionGateway
+) -> tuple[int, int, dict[CanonicalKey, str]]:
+    """Settle the helper rows of rows taken out of the destination.
+
+    An unflagged row's helper row is removed (Activated to Unshared), a
+    flagged one's is deprecated (to Deprecated). The flags are read as they
+    are now; the source may flag or unflag a row between that read and the
+    guarded write, which then changes nothing, so such a row is read and
+    settled again, up to SETTLE_ATTEMPTS times. Returns how many rows ended
+    Unshared and how many Deprecated, and why each other row did not settle.
+    """
+    unshared = deprecated = 0
+    pending = list(keys)
+    unsettled: dict[CanonicalKey, str] = {}
+    for _attempt in range(SETTLE_ATTEMPTS):
+        helpers = gateway.read_helper(pending)
+        gateway.deprecate(
+            [key for key in pending if key in helpers and helpers[key].is_flagged]
+        )
+        gateway.remove_helper(
+            [key for key in pending if key in helpers and not helpers[key].is_flagged]
+        )
+        settled = gateway.read_helper(pending)
+        unsettled = {}
+        for key in pending:
+            # A helper row keeps its source row by a foreign key, and a row
+            # without one is out of the link either way: in the source is
+            # taken as read.
+            observation = Observation(True, settled.get(key), in_destination=False)
+            try:
+                state = classify(observation)
+            except InconsistentRowError as error:
+                unsettled[key] = error.reason
+                continue
+            if state is State.UNSHARED:
+                unshared += 1
+            elif state is State.DEPRECATED:
+                deprecated += 1
+            else:
+                unsettled[key] = (
+                    "the source kept changing the row's flag during its deletion; retry"
+                )
+        pending = list(unsettled)
+        if not pending:
+            break
+    return unshared, deprecated, unsettled

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from link.domain.events import DeletionCounts, DeletionRequested
+from link.domain.keys import CanonicalKey
 from link.domain.lifecycle import (
     DeletionStep,
     HelperRow,
@@ -103,6 +106,59 @@ def test_a_row_being_pulled_is_not_deleted() -> None:
     assert counts == DeletionCounts(failed=1)
     assert "being pulled" in failures[0].reason
     assert gateway.state(1) is State.ACTIVATED
+
+
+class FlaggedWhileSettling(InMemoryGateway):
+    """The source flags rows just before their helper rows are removed."""
+
+    def __init__(self, times: int) -> None:
+        """Flag the rows at the next `times` removals."""
+        super().__init__()
+        self.times = times
+
+    def remove_helper(self, keys: Sequence[CanonicalKey]) -> int:
+        if keys and self.times:
+            self.times -= 1
+            for key in keys:
+                self._flag(key)
+        return super().remove_helper(keys)
+
+
+def test_a_row_flagged_during_its_deletion_ends_deprecated() -> None:
+    gateway = FlaggedWhileSettling(times=1)
+    gateway.share(1)
+    gateway.share(2, flagged=True)
+
+    counts, failures = delete_batch([(1,), (2,)], gateway)
+
+    assert failures == []
+    assert counts == DeletionCounts(deprecated=2)
+    assert gateway.state(1) is State.DEPRECATED
+    assert gateway.state(2) is State.DEPRECATED
+
+
+def test_a_row_whose_flag_keeps_changing_is_reported_after_a_few_tries() -> None:
+    gateway = FlaggedWhileSettling(times=99)
+    gateway.share(1)
+
+    # Each attempt finds the row unflagged; the fake flags it, then unflags
+    # it again before the next read, as a source lab toggling a flag would.
+    original_read = gateway.read_helper
+
+    def read_unflagged(keys: Sequence[CanonicalKey]) -> dict[CanonicalKey, HelperRow]:
+        for key in keys:
+            if key in gateway.helper and gateway.helper[key].process is Process.DELETE:
+                gateway.helper[key] = HelperRow(Process.DELETE, False, False)
+        return original_read(keys)
+
+    gateway.read_helper = read_unflagged  # type: ignore[method-assign]
+
+    counts, failures = delete_batch([(1,)], gateway)
+
+    assert counts == DeletionCounts(failed=1)
+    assert "flag" in failures[0].reason
+    assert gateway.state(1) is State.ACTIVATED
+    assert gateway.times == 99 - 3
 
 
 def test_deletions_are_cut_into_batches() -> None:
