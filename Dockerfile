@@ -9,7 +9,7 @@ ENV PYTHONUNBUFFERED=1 \
 
 # A plain (non-editable) install: the sources are not needed afterwards.
 COPY . /tmp/src
-RUN pip install /tmp/src && rm -rf /tmp/src
+RUN pip install -c /tmp/src/constraints.txt /tmp/src && rm -rf /tmp/src
 
 # The services need no privileges inside the container.
 RUN useradd --system --uid 10001 --no-create-home link

@@ -13,19 +13,32 @@ PY := $(VENV)/bin
 # Runs a command with the exports of infra/env.sh (broker, servers, accounts).
 WITH_ENV = eval "$$(infra/env.sh)" &&
 
-.PHONY: help venv up down status env clean-state test demo schemas services asyncapi-spec \
-	services-stop format
+.PHONY: help venv lock up down status env clean-state test demo schemas services \
+	asyncapi-spec services-stop format
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
 
-# The stamp is rebuilt whenever pyproject.toml changes, so new dependencies are
-# installed by the next `make test`.
-$(VENV)/.installed: pyproject.toml
+# The stamp is rebuilt whenever pyproject.toml or constraints.txt changes, so new
+# dependencies are installed by the next `make test`. constraints.txt pins every
+# package to the versions last tested together: a new release on PyPI cannot
+# change what CI installs.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY)/python || python3 -m venv $(VENV)
-	$(PY)/pip install -q -e '.[dev]'
+	$(PY)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
+
+# Resolves pyproject.toml's dependencies afresh, in a scratch environment, and
+# writes what was installed to constraints.txt.
+lock: ## Re-resolve the dependencies and rewrite constraints.txt
+	rm -rf .cache/lock-venv
+	python3 -m venv .cache/lock-venv
+	.cache/lock-venv/bin/pip install -q -e '.[dev]'
+	{ head -n 2 constraints.txt; .cache/lock-venv/bin/pip freeze --exclude-editable; } \
+		> constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .cache/lock-venv
 
 pyproject.toml:
 	@echo "pyproject.toml is missing: the package is not written yet" >&2; exit 1
