@@ -131,7 +131,10 @@ class PullRequested(Request):
 def fingerprint(request: PullRequested) -> str:
     """Return a digest of what a pull request asks for: its link and its keys."""
     link = request.link if isinstance(request.link, str) else request.link.link_id
-    keys = sorted(json.dumps(key, sort_keys=True) for key in request.keys)
+    # One encoder for all keys: json.dumps would build a new one per key, a
+    # third of the time for a request of thousands of keys.
+    encode_key = json.JSONEncoder(sort_keys=True).encode
+    keys = sorted(map(encode_key, request.keys))
     return hashlib.sha256(json.dumps([link, keys]).encode()).hexdigest()
 
 

@@ -205,3 +205,21 @@ def test_the_fingerprint_outlives_the_batches() -> None:
     assert outcome is not None
 
     assert progress.settled(outcome).fingerprint == "abc"
+
+
+def test_a_fingerprint_is_the_same_in_every_release() -> None:
+    # Fingerprints are kept in the progress table's changelog: a service of a
+    # newer release must compute the same digest for a repeated request.
+    request = PullRequested(
+        request_id="r",
+        link="bench",
+        keys=[
+            {"row_id": 7, "group_id": 1},
+            {"group_id": 0, "row_id": None},
+            {"name": "ünï'\"", "day": "2026-12-04"},
+        ],
+    )
+
+    assert fingerprint(request) == (
+        "032dd6460656b7df4bf4fc0fe07256b051fdcd4efe12e577d95686050a7fbe71"
+    )
