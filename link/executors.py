@@ -210,6 +210,7 @@ class PendingRequests:
         self.outcomes: dict[str, PullCompleted | DeletionCompleted] = {}
         self.rejections: list[RequestRejected] = []
         self._progress_of: dict[str, PullProgress] = {}
+        self._shown: dict[str, int] = {}
 
     @property
     def status(self) -> str:
@@ -230,11 +231,14 @@ class PendingRequests:
                 continue  # a late event of a request already complete
             outcome: PullCompleted | DeletionCompleted | RequestRejected | None
             if isinstance(event, PullStarted | BatchTransferred):
-                if self._progress is not None:
-                    self._progress.update(event.counts.total)
                 outcome = self._fold(event)
             else:
                 outcome = event
+            if isinstance(outcome, PullCompleted):
+                # The completion event may be read before some of the
+                # request's progress events (they travel on another topic):
+                # the bar takes the rows it did not see from the outcome.
+                self._show(outcome.request_id, outcome.counts.total)
             if outcome is None:
                 continue
             request_id = event.request_id
@@ -242,6 +246,7 @@ class PendingRequests:
             self.pending.discard(request_id)
             self._listener.forget(request_id)
             self._progress_of.pop(request_id, None)
+            self._shown.pop(request_id, None)
             if isinstance(outcome, RequestRejected):
                 self.rejections.append(outcome)
             else:
@@ -265,7 +270,15 @@ class PendingRequests:
         else:
             folded = folded.with_batch(event)
         self._progress_of[event.request_id] = folded
+        self._show(event.request_id, folded.rows_done)
         return folded.completion()
+
+    def _show(self, request_id: str, rows_done: int) -> None:
+        """Advance the progress bar to a request's rows done, once per row."""
+        shown = self._shown.get(request_id, 0)
+        if self._progress is not None and rows_done > shown:
+            self._progress.update(rows_done - shown)
+        self._shown[request_id] = max(shown, rows_done)
 
     def wait(self, quiet_for: float) -> list[PullCompleted | DeletionCompleted]:
         """Return every outcome; raise when nothing came for quiet_for seconds."""

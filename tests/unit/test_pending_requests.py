@@ -96,3 +96,44 @@ def test_a_rejection_is_raised_with_its_reason() -> None:
 
     with pytest.raises(InvalidRequestError, match="not registered"):
         pending.wait(1.0)
+
+
+class CountingBar:
+    """Stands for the tqdm bar: adds up what it is advanced by."""
+
+    def __init__(self) -> None:
+        """Start at no rows."""
+        self.n = 0
+
+    def update(self, rows: int) -> None:
+        self.n += rows
+
+
+def test_the_progress_bar_counts_a_repeated_batch_once() -> None:
+    listener = ScriptedListener(
+        [started("a", 2), batch("a", 0, 2), batch("a", 0, 2), batch("a", 1, 2)]
+    )
+    bar = CountingBar()
+    pending = PendingRequests(listener, ["a"], "l", bar)  # type: ignore[arg-type]
+
+    pending.wait(1.0)
+
+    assert bar.n == 5
+
+
+def test_the_progress_bar_reaches_every_row_when_the_completion_comes_first() -> None:
+    # The service's completion travels on another topic than the batch results
+    # and may be read before the last of them.
+    answer = PullCompleted(
+        request_id="a",
+        link_id="l",
+        requested=5,
+        counts=RowCounts(shared=4, already_shared=1),
+    )
+    listener = ScriptedListener([started("a", 2), batch("a", 0, 2), answer])
+    bar = CountingBar()
+    pending = PendingRequests(listener, ["a"], "l", bar)  # type: ignore[arg-type]
+
+    pending.wait(1.0)
+
+    assert bar.n == 5
