@@ -24,7 +24,7 @@ from tqdm import tqdm
 from link.adapters.link_records import register_link
 from link.adapters.literals import keys_in
 from link.adapters.objects import StoredObjects
-from link.adapters.servers import open_destination, open_source, read_in_utc
+from link.adapters.servers import open_destination, open_source, read_in_link_session
 from link.adapters.tables import (
     declare_destination,
     declare_helper,
@@ -96,7 +96,7 @@ def key_rows(expression: Any, codec: KeyCodec) -> list[tuple[Any, ...]]:
     which takes most of the time for a large table.
     """
     sql = expression.proj().make_sql(list(codec.names))
-    return list(read_in_utc(expression.connection, sql).fetchall())
+    return list(read_in_link_session(expression.connection, sql).fetchall())
 
 
 def _first_failures(failures: list[RowFailure], shown: int = 3) -> str:

@@ -27,9 +27,10 @@ from link.adapters.literals import (
     keys_in,
     plan_rendering,
     row_literals,
+    unbundle,
 )
 from link.adapters.objects import StoredObjects, split_full_name
-from link.adapters.servers import in_utc, read_in_utc
+from link.adapters.servers import in_link_session, read_in_link_session
 from link.adapters.tables import quote
 from link.domain.events import LinkRef
 from link.domain.keys import CanonicalKey, KeyAttribute, KeyCodec, kind_of_sql_type
@@ -77,13 +78,16 @@ class TableReading:
     """How the copy reads one source table: rendered by the server, or raw.
 
     The raw reading serves rows too large for the source server to write as
-    text (longer than its max_allowed_packet).
+    text (longer than its max_allowed_packet). A table whose columns are all
+    rendered also has a bundled reading: its rows' texts joined by the server
+    into one text per query (see LinkGateway._bundled_literals).
     """
 
     rendered: RowRendering
     rendered_select: str
     raw: RowRendering
     raw_select: str
+    bundled_select: str | None
 
 
 class _NotAllUnsharedError(Exception):
@@ -141,13 +145,13 @@ class LinkGateway:
 
     @property
     def _source(self) -> dj.Connection:
-        """The source connection, its session in UTC (see servers.in_utc)."""
-        return in_utc(self._source_connection)
+        """The source connection, its session in UTC (see servers.in_link_session)."""
+        return in_link_session(self._source_connection)
 
     @property
     def _destination(self) -> dj.Connection:
         """The destination connection, its session in UTC."""
-        return in_utc(self._destination_connection)
+        return in_link_session(self._destination_connection)
 
     def _table(self, full_name: str) -> dj.FreeTable:
         """Return a source table, its heading read once for the gateway's life."""
@@ -182,11 +186,13 @@ class LinkGateway:
         # Stored-object metadata passes through Python: the link rewrites it.
         rendered = plan_rendering(full_name, columns, types, set(_stored(table)))
         raw = plan_rendering(full_name, columns, types, set(columns))
+        rendered_select = rendered.select_list(types)
         return TableReading(
             rendered=rendered,
-            rendered_select=rendered.select_list(types),
+            rendered_select=rendered_select,
             raw=raw,
             raw_select=raw.select_list(types),
+            bundled_select=rendered.bundled_select_list(types),
         )
 
     # -- key conditions ---------------------------------------------------------
@@ -204,7 +210,7 @@ class LinkGateway:
         names = ", ".join(f"`{name}`" for name in self.codec.names)
         for chunk in chunked(keys, QUERY_CHUNK):
             condition = self._condition(chunk)
-            rows = read_in_utc(
+            rows = read_in_link_session(
                 connection, f"SELECT {names} FROM {table} WHERE {condition}"
             ).fetchall()
             found.update(self.codec.canonical_from_sql(row) for row in rows)
@@ -221,7 +227,7 @@ class LinkGateway:
         helpers: dict[CanonicalKey, HelperRow] = {}
         for chunk in chunked(keys, QUERY_CHUNK):
             condition = self._condition(chunk)
-            rows = read_in_utc(
+            rows = read_in_link_session(
                 self._source_connection,
                 f"SELECT {names}, process, is_flagged, is_deprecated"
                 f" FROM {self.helper_table} WHERE {condition}",
@@ -235,6 +241,23 @@ class LinkGateway:
                     is_deprecated=deprecated == "TRUE",
                 )
         return helpers
+
+    def all_pulling(self, keys: Sequence[CanonicalKey]) -> bool:
+        """Return whether every row's helper row is unflagged and in process PULL.
+
+        Counted by the server: the usual transfer batch needs only this yes or
+        no, not its rows' helper rows.
+        """
+        found = 0
+        for chunk in chunked(keys, QUERY_CHUNK):
+            (count,) = read_in_link_session(
+                self._source_connection,
+                f"SELECT COUNT(*) FROM {self.helper_table}"
+                f" WHERE {self._condition(chunk)} AND process = 'PULL'"
+                " AND is_flagged = 'FALSE' AND is_deprecated = 'FALSE'",
+            ).fetchone()
+            found += int(count)
+        return found == len(set(keys))
 
     def observe(
         self, keys: Sequence[CanonicalKey], *, helper_implies_source: bool = False
@@ -266,7 +289,7 @@ class LinkGateway:
     def unfinished(self, limit: int) -> dict[Process, list[CanonicalKey]]:
         """Return up to limit rows whose helper row is in PULL or DELETE."""
         names = ", ".join(f"`{name}`" for name in self.codec.names)
-        rows = read_in_utc(
+        rows = read_in_link_session(
             self._source_connection,
             f"SELECT {names}, process FROM {self.helper_table}"
             " WHERE process IN ('PULL', 'DELETE') LIMIT %s",
@@ -414,12 +437,34 @@ class LinkGateway:
         for chunk in chunked(keys, QUERY_CHUNK):
             condition = self._condition(chunk)
             rows.extend(
-                read_in_utc(
+                read_in_link_session(
                     self._source_connection,
                     f"SELECT {select} FROM {table} WHERE {condition}",
                 ).fetchall()
             )
         return rows
+
+    def _bundled_literals(
+        self, select: str, table: str, keys: Sequence[CanonicalKey]
+    ) -> list[str] | None:
+        """Return the rendered rows of the keys, read as one text per query.
+
+        PyMySQL parses every result row in Python, at a cost that a row's few
+        columns do not repay: the source server joins the rows' texts with
+        GROUP_CONCAT instead, and one row comes back. The count tells whether
+        every row is in the text. GROUP_CONCAT leaves out a row too large to
+        render (NULL) and cuts a text longer than group_concat_max_len; for
+        either, None is returned and the rows are read one by one.
+        """
+        literals: list[str] = []
+        for total, text in self._fetch(select, table, keys):
+            if not total:
+                continue
+            rows = unbundle(text)
+            if len(rows) != total:
+                return None
+            literals.extend(rows)
+        return literals
 
     def _literals(
         self, source: str, destination: str, keys: Sequence[CanonicalKey]
@@ -430,6 +475,10 @@ class LinkGateway:
         """
         reading = self._readings[source]
         rendering = reading.rendered
+        if reading.bundled_select is not None:
+            bundled = self._bundled_literals(reading.bundled_select, source, keys)
+            if bundled is not None:
+                return rendering, bundled
         rows = self._fetch(reading.rendered_select, source, keys)
         if rendering.rendered and any(row[0] is None for row in rows):
             # The server gives NULL for a text longer than its

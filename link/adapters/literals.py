@@ -162,6 +162,32 @@ class RowRendering:
         parts.extend(_raw(name, data_types[name]) for name in self.passed)
         return ", ".join(parts)
 
+    def bundled_select_list(self, data_types: dict[str, str]) -> str | None:
+        """Return a select list of the row count and the rows' texts joined.
+
+        Only a table whose columns are all rendered has one. The texts are
+        row constructors joined by BUNDLE_SEPARATOR; a row whose text is NULL
+        is left out, which the count shows.
+        """
+        if self.passed:
+            return None
+        rows = self.select_list(data_types)
+        return (
+            f"COUNT(*), GROUP_CONCAT('(', {rows}, ')' SEPARATOR '{BUNDLE_SEPARATOR}')"
+        )
+
+
+BUNDLE_SEPARATOR = ";"
+"""Joins the row constructors of a bundle: no rendered literal holds one, and
+it means the same in every sql_mode."""
+
+
+def unbundle(text: str | bytes | None) -> list[str]:
+    """Return the row constructors of a bundle of rendered rows."""
+    if text is None:
+        return []
+    return _text(text).split(BUNDLE_SEPARATOR)
+
 
 def _raw(column: str, data_type: str) -> str:
     # MariaDB sends FLOAT values rounded to six significant digits; widened to

@@ -29,40 +29,46 @@ warnings.filterwarnings("ignore", message="MariaDB is not officially supported")
 warnings.filterwarnings("ignore", message="No datajoint.json found")
 
 
-# The PyMySQL sessions that the link has set to UTC. DataJoint replaces a
-# connection's session when it reconnects, and the new one starts in the
-# server's own time zone: the set tells whether to set it again.
-_UTC_SESSIONS: weakref.WeakSet[Any] = weakref.WeakSet()
+# The PyMySQL sessions that the link has set up (see in_link_session). DataJoint
+# replaces a connection's session when it reconnects, and the new one starts
+# with the server's defaults: the set tells whether to set it up again.
+_LINK_SESSIONS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def in_utc(connection: dj.Connection) -> dj.Connection:
-    """Return the connection with its session's time zone set to UTC.
+def in_link_session(connection: dj.Connection) -> dj.Connection:
+    """Return the connection with its session set up for the link.
 
     TIMESTAMP values are stored as instants but read and written in the
     session's time zone, which is each server's own by default: two servers
     in different zones would shift every copied timestamp. Every session of
-    the link works in UTC instead, set again whenever DataJoint has replaced
-    the session by reconnecting.
+    the link works in UTC instead. Its GROUP_CONCAT results may be as long as
+    the server sends at all (max_allowed_packet), so that the copy can read a
+    batch of rendered rows as one text (see LinkGateway._bundled_literals).
+    Both are set again whenever DataJoint has replaced the session by
+    reconnecting.
     """
-    if connection._conn not in _UTC_SESSIONS:
-        connection.query("SET time_zone = '+00:00'")
-        _UTC_SESSIONS.add(connection._conn)
+    if connection._conn not in _LINK_SESSIONS:
+        connection.query(
+            "SET time_zone = '+00:00', group_concat_max_len = @@max_allowed_packet"
+        )
+        _LINK_SESSIONS.add(connection._conn)
     return connection
 
 
-def read_in_utc(
+def read_in_link_session(
     connection: dj.Connection, sql: str, args: tuple[Any, ...] | None = None
 ) -> Any:
-    """Run a read-only query in a UTC session and return its cursor.
+    """Run a read-only query in the link's session and return its cursor.
 
     DataJoint reconnects inside a query when the connection was lost, and runs
-    the query again in the new session, which is in the server's time zone: a
-    read that was run so is run once more, in UTC. Writes are not repeated
-    here; a guarded write run so matches no timestamp key and changes nothing.
+    the query again in the new session, which has the server's defaults (its
+    time zone): a read that was run so is run once more, in the link's
+    session. Writes are not repeated here; a guarded write run so matches no
+    timestamp key and changes nothing.
     """
-    cursor = in_utc(connection).query(sql, args=args)
-    if connection._conn not in _UTC_SESSIONS:
-        cursor = in_utc(connection).query(sql, args=args)
+    cursor = in_link_session(connection).query(sql, args=args)
+    if connection._conn not in _LINK_SESSIONS:
+        cursor = in_link_session(connection).query(sql, args=args)
     return cursor
 
 
@@ -92,7 +98,7 @@ def open_source(host: str, settings: LinkSettings) -> dj.Instance:
         instance = dj.Instance(
             name, user, password, port=port, safemode=False, stores=_stores()
         )
-        in_utc(instance.connection)
+        in_link_session(instance.connection)
         return instance
     except pymysql.err.OperationalError as error:
         code = error.args[0] if error.args else None
@@ -124,7 +130,7 @@ def open_destination() -> dj.Instance:
             safemode=False,
             stores=_stores(),
         )
-        in_utc(instance.connection)
+        in_link_session(instance.connection)
         return instance
     except pymysql.err.OperationalError as error:
         code = error.args[0] if error.args else None

@@ -47,6 +47,9 @@ class PullGateway(RowsGateway, Protocol):
     def reactivate(self, keys: Sequence[CanonicalKey]) -> int:
         """Put deprecated, unflagged rows back into process PULL."""
 
+    def all_pulling(self, keys: Sequence[CanonicalKey]) -> bool:
+        """Return whether every row's helper row is unflagged and in process PULL."""
+
     def finish(self, keys: Sequence[CanonicalKey]) -> tuple[int, int]:
         """Set process NONE on received rows; return (shared, tainted)."""
 

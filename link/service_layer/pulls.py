@@ -203,19 +203,13 @@ def transfer_batch(
 def _observe_for_transfer(
     gateway: PullGateway, keys: list[CanonicalKey], *, optimistic: bool
 ) -> dict[CanonicalKey, Observation]:
-    if optimistic:
-        helpers = gateway.read_helper(keys)
+    if optimistic and gateway.all_pulling(keys):
         pulling = HelperRow(process=Process.PULL, is_flagged=False, is_deprecated=False)
-        if len(helpers) == len(keys) and all(
-            helper == pulling for helper in helpers.values()
-        ):
-            # Absent from the destination until the copy finds otherwise.
-            return {
-                key: Observation(
-                    in_source=True, helper=helpers[key], in_destination=False
-                )
-                for key in keys
-            }
+        # Absent from the destination until the copy finds otherwise.
+        return {
+            key: Observation(in_source=True, helper=pulling, in_destination=False)
+            for key in keys
+        }
     return gateway.observe(keys, helper_implies_source=True)
 
 

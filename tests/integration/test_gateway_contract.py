@@ -312,3 +312,24 @@ def test_a_row_missing_from_the_source_activates_none(world: World) -> None:
     assert not world.gateway.activate_unshared([(1,), (99,)])
 
     assert unshared.read() is None
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param(None, id="no-helper"),
+        pytest.param(PULL_FLAGGED, id="flagged"),
+        pytest.param(DELETE, id="deleting"),
+        pytest.param(SHARED, id="shared"),
+    ],
+)
+def test_rows_are_all_pulling_only_when_every_one_is_unflagged_in_pull(
+    world: World, other: Helper
+) -> None:
+    world.subject(1, PULL, in_destination=False)
+    world.subject(2, PULL, in_destination=False)
+    world.subject(3, other, in_destination=False)
+
+    assert world.gateway.all_pulling([(1,), (2,)])
+    assert not world.gateway.all_pulling([(1,), (2,), (3,)])
+    assert not world.gateway.all_pulling([(1,), (99,)])

@@ -252,3 +252,55 @@ def test_rows_too_large_for_the_source_to_render_are_read_raw(
         (large, None),
         (small, "small"),
     ]
+
+
+@pytest.mark.usefixtures("embedded_link_environment")
+def test_a_batch_longer_than_one_bundle_is_read_row_by_row(
+    endpoints: Endpoints,
+    source_admin: dj.Instance,
+    schema_names: SchemaNames,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each row fits in max_allowed_packet, their GROUP_CONCAT does not: it is cut."""
+    schema = source_admin.Schema(schema_names.source)
+
+    @schema
+    class Medium(dj.Manual):  # type: ignore[misc]
+        definition = """
+        medium_id : int32
+        ---
+        payload : longblob
+        """
+
+    # Hexadecimal, each 300 KB become 600 KB: under the 1 MiB set below, while
+    # the four rows together are 2.4 MB.
+    payloads = {number: bytes([number]) * 300_000 for number in range(1, 5)}
+    Medium.insert(
+        {"medium_id": number, "payload": payload}
+        for number, payload in payloads.items()
+    )
+    (packet,) = source_admin.connection.query(
+        "SELECT @@GLOBAL.max_allowed_packet"
+    ).fetchone()
+    source_admin.connection.query("SET GLOBAL max_allowed_packet = 1048576")
+    try:
+
+        @link(
+            endpoints.source_host,
+            schema_names.source,
+            schema_names.helper,
+            "MediumOutbound",
+            schema_names.destination,
+        )
+        class Medium:  # type: ignore[no-redef]
+            """Rows that fit one by one, not together."""
+
+        with caplog.at_level(logging.WARNING, logger="link.adapters.gateway"):
+            result = Medium().source.pull()
+    finally:
+        source_admin.connection.query(f"SET GLOBAL max_allowed_packet = {packet}")
+
+    assert result.counts.shared == 4
+    assert "too large for the source server" not in caplog.text
+    rows = Medium.to_dicts(order_by="medium_id")
+    assert {row["medium_id"]: row["payload"] for row in rows} == payloads

@@ -71,6 +71,11 @@ class InMemoryGateway:
         """Return the helper rows of the keys that have one."""
         return {key: self.helper[key] for key in keys if key in self.helper}
 
+    def all_pulling(self, keys: Sequence[CanonicalKey]) -> bool:
+        """Return whether every row's helper row is unflagged and in process PULL."""
+        pulling = HelperRow(process=Process.PULL, is_flagged=False, is_deprecated=False)
+        return all(self.helper.get(key) == pulling for key in keys)
+
     def activate(self, keys: Sequence[CanonicalKey]) -> int:
         """Insert helper rows with process PULL, keeping rows that exist."""
         for key in keys:

@@ -15,6 +15,7 @@ from link.adapters.literals import (
     literal_expression,
     plan_rendering,
     row_literals,
+    unbundle,
 )
 
 TYPES = {"a": "int", "b": "longblob", "c": "geometry", "meta": "longtext"}
@@ -96,3 +97,21 @@ def test_a_key_value_of_another_type_is_refused() -> None:
         key_literal(True)
     with pytest.raises(TypeError, match="list"):
         key_literal([1])
+
+
+def test_only_a_table_rendered_whole_is_read_in_bundles() -> None:
+    whole = plan_rendering("`s`.`t`", ["a", "b"], TYPES, set())
+    with_passed = plan_rendering("`s`.`t`", ["a", "meta"], TYPES, {"meta"})
+
+    bundled = whole.bundled_select_list(TYPES)
+
+    assert bundled is not None
+    assert bundled.startswith("COUNT(*), GROUP_CONCAT('(', CONCAT(")
+    assert bundled.endswith(" SEPARATOR ';')")
+    assert with_passed.bundled_select_list(TYPES) is None
+
+
+def test_a_bundle_gives_back_each_row_constructor() -> None:
+    assert unbundle(b"(1,X'00');(2,NULL)") == ["(1,X'00')", "(2,NULL)"]
+    assert unbundle("(3,'2024-01-02 03:04:05')") == ["(3,'2024-01-02 03:04:05')"]
+    assert unbundle(None) == []
