@@ -17,6 +17,34 @@ LINK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [[ $LINK_STATE_DIR == /* ]] || LINK_STATE_DIR=$LINK_ROOT/$LINK_STATE_DIR
 [[ $LINK_CACHE_DIR == /* ]] || LINK_CACHE_DIR=$LINK_ROOT/$LINK_CACHE_DIR
 
+# The settings that `make up` started the running stack with (written by
+# infra/stack.sh, removed by `make down`). They stand in for the variables the
+# environment leaves unset, so that `make status`, `make env` and `make test` in
+# another shell speak of the servers that run, not of the defaults below. A value
+# the environment sets and the record contradicts is kept, and described in
+# LINK_DIFFERENT for the scripts to point out. The record is plain NAME=value
+# lines, read without eval.
+LINK_RECORD=$LINK_STATE_DIR/run/settings
+LINK_RECORDED=(LINK_BIND_HOST LINK_KAFKA_PORT LINK_KAFKA_CONTROLLER_PORT
+  LINK_SOURCE_PORT LINK_DESTINATION_PORT LINK_SOURCE_ADMIN_USER
+  LINK_SOURCE_ADMIN_PASS LINK_LOCAL_LINK_USER LINK_LOCAL_LINK_PASS
+  LINK_LOCAL_DJ_USER LINK_LOCAL_DJ_PASS)
+LINK_DIFFERENT=()
+if [[ -r $LINK_RECORD ]]; then
+  while IFS= read -r _line; do
+    _name=${_line%%=*} _value=${_line#*=}
+    [[ " ${LINK_RECORDED[*]} " == *" $_name "* ]] || continue
+    if [[ -z ${!_name:-} ]]; then
+      printf -v "$_name" '%s' "$_value"
+    elif [[ ${!_name} != "$_value" ]]; then
+      # Passwords are named, not shown.
+      [[ $_name == *_PASS ]] || _name+="=${!_name} (started with $_value)"
+      LINK_DIFFERENT+=("$_name")
+    fi
+  done <"$LINK_RECORD"
+  unset _line _name _value
+fi
+
 # Everything listens on loopback only: these servers have well-known passwords.
 : "${LINK_BIND_HOST:=127.0.0.1}"
 

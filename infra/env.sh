@@ -2,8 +2,12 @@
 # Prints the exports that point a shell (or the tests, demo and services) at the
 # local servers:  eval "$(make -s env)"
 set -euo pipefail
-# shellcheck source=infra/defaults.sh
-source "$(dirname "$0")/defaults.sh"
+LOG_TAG=env
+# shellcheck source=infra/lib.sh
+source "$(dirname "$0")/lib.sh"
+# The settings come from the environment, else from the running stack's record,
+# else from defaults.sh; a contradiction is pointed out on stderr.
+report_differences
 
 # %q keeps the output safe to eval whatever a value contains.
 out() { printf 'export %s=%q\n' "$1" "$2"; }

@@ -106,7 +106,10 @@ wait_ready() {
 start() {
   local t0=$EPOCHREALTIME t1 pid
   ensure_command kcat kcat
-  if pid=$(live_pid "$PID_FILE" "$PROPS"); then
+  if pid=$(live_pid "$PID_FILE" "kafka.Kafka $PROPS"); then
+    # $PROPS is what the running broker was started with.
+    grep -qxF "advertised.listeners=PLAINTEXT://$ADDRESS" "$PROPS" ||
+      die "already running (pid $pid), but not on $ADDRESS: stop it first"
     wait_ready "$pid"
     log "already running (pid $pid) on $ADDRESS"
     return 0
@@ -134,7 +137,7 @@ start() {
 
 stop() {
   local pid
-  if pid=$(live_pid "$PID_FILE" "$PROPS"); then
+  if pid=$(live_pid "$PID_FILE" "kafka.Kafka $PROPS"); then
     # Controlled shutdown of a single node takes a few seconds.
     stop_pid "$pid" broker 60
     rm -f "$PID_FILE"
@@ -145,7 +148,11 @@ stop() {
 
 status() {
   local pid
-  if pid=$(live_pid "$PID_FILE" "$PROPS"); then
+  if pid=$(live_pid "$PID_FILE" "kafka.Kafka $PROPS"); then
+    if ! port_open "$LINK_BIND_HOST" "$LINK_KAFKA_PORT"; then
+      log "running, pid $pid, but not on $ADDRESS (started with other settings?)"
+      return 3
+    fi
     log "running, pid $pid, $ADDRESS (controller port $LINK_KAFKA_CONTROLLER_PORT)"
   else
     log "stopped (port $LINK_KAFKA_PORT)"
@@ -155,7 +162,7 @@ status() {
 
 wait_cmd() {
   local pid
-  pid=$(live_pid "$PID_FILE" "$PROPS") || die "not running"
+  pid=$(live_pid "$PID_FILE" "kafka.Kafka $PROPS") || die "not running"
   wait_ready "$pid"
   log "ready on $ADDRESS"
 }

@@ -29,15 +29,18 @@ port_open() { # host port
   timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
 }
 
-# Prints the pid recorded in a pid file when that process is alive and its command
-# line contains `pattern` (so a recycled pid is not mistaken for our server).
-# A pid file that fails the test is stale and is removed.
+# Prints the pid recorded in a pid file when that process is alive, is ours and
+# has `pattern` among its arguments, word for word (`kafka.Kafka /x/server.properties`
+# matches two whole arguments): a recycled pid, or a tool that merely names our
+# files, is not mistaken for our server. A pid file that fails the test is stale
+# and is removed.
 live_pid() { # pid_file pattern
-  local pid
+  local pid cmdline
   [[ -s $1 ]] || return 1
   pid=$(<"$1")
-  if [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2"; then
+  if [[ $pid =~ ^[0-9]+$ && -O /proc/$pid ]] && kill -0 "$pid" 2>/dev/null &&
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) &&
+    [[ " $cmdline " == *" $2 "* ]]; then
     echo "$pid"
     return 0
   fi
@@ -69,4 +72,25 @@ since() { # start
 sql_string() {
   local s=${1//\\/\\\\}
   printf "'%s'" "${s//\'/\'\'}"
+}
+
+# Writes the settings the stack is being started with (see defaults.sh), readable
+# by this user only: they include the local accounts' passwords.
+record_settings() {
+  local name
+  mkdir -p "$(dirname "$LINK_RECORD")"
+  (
+    umask 077
+    for name in "${LINK_RECORDED[@]}"; do printf '%s=%s\n' "$name" "${!name}"; done \
+      >"$LINK_RECORD"
+  )
+}
+
+# Says on stderr which settings of the environment contradict the running stack's.
+report_differences() {
+  local what
+  for what in "${LINK_DIFFERENT[@]}"; do
+    log "note: $what: the environment differs from the stack started in" \
+      "$LINK_STATE_DIR" >&2
+  done
 }

@@ -129,6 +129,11 @@ stop() {
 status() {
   local pid
   if pid=$(live_pid "$PID_FILE" "--datadir=$DATA"); then
+    if ! port_open "$LINK_BIND_HOST" "$PORT"; then
+      log "$NAME: running, pid $pid, but not on $LINK_BIND_HOST:$PORT" \
+        "(started with other settings?)"
+      return 3
+    fi
     log "$NAME: running, pid $pid, $LINK_BIND_HOST:$PORT"
   else
     log "$NAME: stopped (port $PORT)"

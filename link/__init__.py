@@ -1,5 +1,6 @@
 """Share rows of DataJoint tables between database servers, over Kafka."""
 
 from link.decorator import link
+from link.errors import AlreadySharedWarning, LinkWarning
 
-__all__ = ["link"]
+__all__ = ["AlreadySharedWarning", "LinkWarning", "link"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from link.errors import ConfigurationError
@@ -111,3 +111,30 @@ class LinkSettings(BaseSettings):
         assert self.user is not None
         assert self.password is not None
         return self.user, self.password.get_secret_value()
+
+
+def variable_name(field: str) -> str:
+    """Return the environment variable that sets a field of LinkSettings."""
+    alias = LinkSettings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"LINK_{field.upper()}"
+
+
+def load_settings() -> LinkSettings:
+    """Read the link's settings from the environment, naming any bad variable.
+
+    The values themselves are not repeated: one of them may be a password.
+    """
+    try:
+        return LinkSettings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{_variable_of(issue['loc'])}: {issue['msg']}" for issue in error.errors()
+        )
+        raise ConfigurationError(f"Invalid link settings: {problems}") from None
+
+
+def _variable_of(location: tuple[int | str, ...]) -> str:
+    name = str(location[0]) if location else ""
+    if name in LinkSettings.model_fields:
+        return variable_name(name)
+    return name or "link settings"

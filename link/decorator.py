@@ -11,6 +11,7 @@ LINK_BROKER, in this process.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, overload
@@ -18,7 +19,6 @@ from typing import Any, Literal, overload
 import datajoint as dj
 from datajoint.condition import Not
 from datajoint.table import FreeTable
-from pydantic import ValidationError
 from tqdm import tqdm
 
 from link.adapters.link_records import register_link
@@ -32,10 +32,11 @@ from link.adapters.tables import (
     plan_destination,
     quote,
 )
-from link.config import LinkSettings
+from link.config import LinkSettings, load_settings
 from link.domain.events import LinkRef, PrimaryKey, RowFailure
 from link.domain.keys import KeyAttribute, KeyCodec, kind_of_sql_type
 from link.errors import (
+    AlreadySharedWarning,
     ConfigurationError,
     IncompleteRequestError,
     LinkError,
@@ -206,12 +207,13 @@ class SourceTable(FreeTable):  # type: ignore[misc]
         context = self._link_context
         counts = result.counts
         if counts.already_shared == result.requested:
-            logger.warning(
-                "link %s: all %d requested row(s) were already shared; nothing was"
-                " pulled",
-                context.ref.link_id,
-                result.requested,
+            notice = (
+                f"link {context.ref.link_id}: all {result.requested} requested"
+                " row(s) were already shared; nothing was pulled"
             )
+            logger.warning("%s", notice)
+            # stacklevel 3: the user's call of pull() or of its handle's wait().
+            warnings.warn(notice, AlreadySharedWarning, stacklevel=3)
         logger.info(
             "link %s requests %s: %d shared, %d tainted, %d deprecated,"
             " %d already shared, %d failed",
@@ -345,18 +347,6 @@ class LinkedTable(WrittenByTheLink):
                 result,
             )
         return counts.unshared + counts.deprecated
-
-
-def load_settings() -> LinkSettings:
-    """Read the link's settings from the environment, naming any bad variable."""
-    try:
-        return LinkSettings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"LINK_{str(issue['loc'][0]).upper()}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        raise ConfigurationError(f"Invalid link settings: {problems}") from None
 
 
 def link(

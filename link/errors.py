@@ -1,4 +1,4 @@
-"""Contains the errors that the link raises; each names what was wrong."""
+"""Contains the errors and warnings of the link; each names what was wrong."""
 
 from __future__ import annotations
 
@@ -49,3 +49,11 @@ class RequestTimeoutError(LinkError):
 
 class BrokerError(LinkError):
     """Kafka could not be reached or refused a message."""
+
+
+class LinkWarning(UserWarning):
+    """Base class of every warning the link gives."""
+
+
+class AlreadySharedWarning(LinkWarning):
+    """A pull met only rows that were already shared: nothing was pulled."""

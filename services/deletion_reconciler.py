@@ -27,7 +27,7 @@ from link.domain.lifecycle import Process
 from link.errors import InvalidRequestError
 from link.service_layer.deletions import delete_batch, delete_rows
 from link.service_layer.redrive import RedrivenPull, StuckRowTracker, redrive_pull
-from services.runtime import Service, parse
+from services.runtime import Service, parse, serve
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def create_service(settings: LinkSettings) -> Service:
 
 def main() -> None:
     """Run the deletion reconciler until it is stopped."""
-    create_service(LinkSettings()).run()
+    serve("link-deletion-reconciler", create_service)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from link.domain.events import (
 from link.domain.progress import PullProgress
 from link.errors import InvalidRequestError
 from link.service_layer.pulls import StartedPull, start_pull
-from services.runtime import Service, parse
+from services.runtime import Service, parse, serve
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def parse_progress(payload: bytes | None) -> ProgressEvent:
 
 def main() -> None:
     """Run the pull-request service until it is stopped."""
-    create_service(LinkSettings()).run()
+    serve("link-pull-requests", create_service)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from link.adapters.gateway import LinkGateway
 from link.adapters.kafka import MAX_MESSAGE_BYTES, Topics, ensure_topics
 from link.adapters.servers import open_destination, open_source
-from link.config import LinkSettings
+from link.config import LinkSettings, load_settings
 from link.domain.events import (
     REQUEST_VERSIONS,
     DeadLetter,
@@ -240,6 +240,7 @@ class Service:
                 " accepted links (see link/registry.py)."
             )
         self.registry = Registry.from_file(settings.registry)
+        settings.source_credentials()  # missing ones are named now, not per request
         self.databases = self.new_databases()
         self.app = faust.App(
             f"{settings.topic_prefix}-{name}",
@@ -398,3 +399,22 @@ class Service:
         argv = sys.argv[1:] or ["worker", "--without-web", "--loglevel", "info"]
         sys.argv = [sys.argv[0], *argv]
         self.app.main()
+
+
+CONFIGURATION_EXIT_CODE = 2
+"""How a service ends when its configuration is wrong."""
+
+
+def serve(program: str, create: Callable[[LinkSettings], Service]) -> None:
+    """Build a service from the environment and run it until it is stopped.
+
+    A bad or missing setting ends the process with one line on stderr that
+    names the variable, instead of a traceback.
+    """
+    try:
+        service = create(load_settings())
+    except ConfigurationError as error:
+        reason = " ".join(str(error).split())
+        print(f"{program}: configuration error: {reason}", file=sys.stderr)
+        raise SystemExit(CONFIGURATION_EXIT_CODE) from None
+    service.run()

@@ -23,7 +23,7 @@ from link.domain.events import (
     TransferRequested,
 )
 from link.service_layer.pulls import transfer_batch
-from services.runtime import Databases, Service, parse
+from services.runtime import Databases, Service, parse, serve
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def create_service(settings: LinkSettings) -> Service:
 
 def main() -> None:
     """Run one transfer worker until it is stopped."""
-    create_service(LinkSettings()).run()
+    serve("link-transfer", create_service)
 
 
 if __name__ == "__main__":

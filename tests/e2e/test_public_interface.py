@@ -95,6 +95,47 @@ def test_a_plain_json_request_from_kcat_is_carried_out(
     )
 
 
+def test_a_request_over_the_size_limit_needs_a_raised_client_limit_and_is_rejected(
+    over_kafka: RunningServices, endpoints: Endpoints
+) -> None:
+    # What the README tells a publisher of large requests: librdkafka's own
+    # limit (kcat, confluent-kafka) is 1,000,000 bytes unless raised; the link's
+    # topics take up to 4 MiB; the services read up to LINK_MAX_REQUEST_BYTES.
+    topics = Topics(over_kafka.topic_prefix)
+    request_id = f"large-{uuid.uuid4().hex}"
+    request = {
+        "type": "PullRequested",
+        "schema_version": 2,
+        "request_id": request_id,
+        "link": "tests",
+        "keys": [{"subject_id": 1, "session_idx": 0}],
+        "padding": "x" * 1_500_000,
+    }
+    produce = ["-b", endpoints.broker, "-P", "-t", topics.pull_requests, "-k",
+               request_id, "-X", "topic.partitioner=murmur2_random"]  # fmt: skip
+
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        kcat(*produce, stdin=json.dumps(request) + "\n")
+    assert "too large" in refused.value.stderr.lower()
+    kcat(*produce, "-X", "message.max.bytes=4194304", stdin=json.dumps(request) + "\n")
+
+    rejection = None
+    deadline = time.monotonic() + 60
+    while rejection is None and time.monotonic() < deadline:
+        lines = kcat(
+            "-b", endpoints.broker, "-C", "-t", topics.completions,
+            "-o", "beginning", "-e", "-q", "-f", "%k\\t%s\\n",
+        ).splitlines()  # fmt: skip
+        found = [
+            line.split("\t", 1)[1] for line in lines if line.startswith(request_id)
+        ]
+        rejection = json.loads(found[0]) if found else None
+        time.sleep(0.5)
+    assert rejection is not None, "no outcome for the large request"
+    assert rejection["type"] == "RequestRejected"
+    assert "LINK_MAX_REQUEST_BYTES" in rejection["reason"]
+
+
 def test_pull_without_waiting_returns_a_handle(
     over_kafka: RunningServices,
     endpoints: Endpoints,

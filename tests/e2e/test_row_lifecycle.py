@@ -13,6 +13,7 @@ import datajoint as dj
 import pytest
 
 from demo.pipeline import SourcePipeline
+from link import AlreadySharedWarning
 from link.domain.events import DeletionCounts, RowCounts
 from link.errors import LinkError, NoRowsError
 from tests.conftest import SchemaNames
@@ -90,10 +91,16 @@ def test_pulling_shared_rows_is_a_no_op_that_says_so(
     table = linked_session(endpoints, schema_names)
     (table().source & "subject_id = 1").pull()
 
-    with caplog.at_level(logging.WARNING, logger="link"):
+    with (
+        caplog.at_level(logging.WARNING, logger="link"),
+        pytest.warns(
+            AlreadySharedWarning, match="2 requested row.* already shared"
+        ) as warned,
+    ):
         result = (table().source & "subject_id = 1").pull()
 
     assert result.counts == RowCounts(already_shared=2)
+    assert warned[0].filename == __file__  # the warning points at the user's call
     assert "already shared" in caplog.text
     assert len(table()) == 2
 
@@ -202,7 +209,8 @@ def test_a_row_flagged_after_arrival_is_tainted_and_still_present(
 
     assert len(table() & ROW) == 1
     assert helper_row(source_admin, schema_names, ROW) == ("NONE", "TRUE", "FALSE")
-    assert (table().source & ROW).pull().counts == RowCounts(already_shared=1)
+    with pytest.warns(AlreadySharedWarning):
+        assert (table().source & ROW).pull().counts == RowCounts(already_shared=1)
 
 
 @pytest.mark.usefixtures("mode")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from link.config import LinkSettings
+from link.config import LinkSettings, load_settings
 from link.errors import ConfigurationError
 
 
@@ -27,3 +27,18 @@ def test_the_source_credentials_are_returned(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("LINK_PASS", "secret")
 
     assert LinkSettings().source_credentials() == ("djlink", "secret")
+
+
+def test_a_bad_value_is_a_configuration_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LINK_BATCH_SIZE", "0")
+    monkeypatch.setenv("LINK_PULL_TIMEOUT", "soon")
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+
+    assert "LINK_BATCH_SIZE: Input should be greater than or equal to 1" in str(
+        raised.value
+    )
+    assert "LINK_PULL_TIMEOUT: Input should be a valid number" in str(raised.value)
