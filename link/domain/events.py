@@ -292,6 +292,13 @@ class DeletionCounts(Counts):
     already_gone: int = Field(
         default=0, ge=0, description="Not in the destination before the request."
     )
+    orphaned: int = Field(
+        default=0,
+        ge=0,
+        description="Deleted after the source had deleted them, and their helper"
+        " rows with them: they left the link altogether. Older services never"
+        " send it (read as 0).",
+    )
     failed: int = Field(default=0, ge=0)
 
 

@@ -159,6 +159,12 @@ def _activate_by_state(
             tally.add("already_shared")
         elif decision is PullStart.DEPRECATED:
             tally.add("deprecated")
+        elif decision is PullStart.ORPHANED:
+            reason = (
+                "the row is not in the source table (the source deleted it),"
+                " but still in the destination: delete() takes it out"
+            )
+            tally.fail(codec, key, reason)
         else:
             tally.fail(codec, key, "the row is being deleted from the destination")
 

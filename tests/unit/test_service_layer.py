@@ -130,6 +130,19 @@ def test_start_pull_reports_keys_missing_from_the_source(
     assert [batch.keys for batch in result.batches] == [keys_of(1)]
 
 
+def test_start_pull_reports_rows_the_source_deleted_but_the_destination_has(
+    gateway: InMemoryGateway,
+) -> None:
+    gateway.destination.add((99,))
+
+    result = start_pull(pull_request(99), gateway, batch_size=10)
+
+    [failure] = result.started.failures
+    assert failure.key == {"subject_id": 99}
+    assert "delete()" in failure.reason
+    assert (99,) not in gateway.helper
+
+
 def test_start_pull_reports_rows_being_deleted(gateway: InMemoryGateway) -> None:
     gateway.share(1)
     gateway.helper[(1,)] = HelperRow(Process.DELETE, False, False)
