@@ -186,13 +186,16 @@ class RowCounts(Counts):
 
     shared: int = Field(default=0, ge=0, description="Pulled and now Shared.")
     tainted: int = Field(
-        default=0, ge=0, description="Pulled, but flagged by the source meanwhile."
+        default=0,
+        ge=0,
+        description="Pulled, but flagged by the source meanwhile; or Tainted"
+        " (shared, then flagged) before the request.",
     )
     deprecated: int = Field(
         default=0, ge=0, description="Flagged by the source before they arrived."
     )
     already_shared: int = Field(
-        default=0, ge=0, description="Shared or Tainted before the request."
+        default=0, ge=0, description="Shared (and not flagged) before the request."
     )
     failed: int = Field(default=0, ge=0)
 

@@ -100,7 +100,9 @@ class PullStart(enum.Enum):
     CONTINUE = enum.auto()
     """The row's pull is already under way: hand it to the transfer service again."""
     ALREADY_SHARED = enum.auto()
-    """The row is Shared or Tainted: there is nothing to pull."""
+    """The row is Shared: there is nothing to pull."""
+    ALREADY_TAINTED = enum.auto()
+    """The row is Tainted: there is nothing to pull, and it is counted tainted."""
     DEPRECATED = enum.auto()
     """The row is Deprecated: the source flagged it, so it must not be pulled."""
     BEING_DELETED = enum.auto()
@@ -120,8 +122,10 @@ def decide_pull_start(observation: Observation) -> PullStart:
         if helper.process is Process.DELETE:
             return PullStart.BEING_DELETED
         return PullStart.CONTINUE
-    if state in (State.SHARED, State.TAINTED):
+    if state is State.SHARED:
         return PullStart.ALREADY_SHARED
+    if state is State.TAINTED:
+        return PullStart.ALREADY_TAINTED
     if state is State.ORPHANED:
         return PullStart.ORPHANED
     return PullStart.DEPRECATED

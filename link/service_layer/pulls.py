@@ -157,6 +157,9 @@ def _activate_by_state(
             to_transfer.append(key)
         elif decision is PullStart.ALREADY_SHARED:
             tally.add("already_shared")
+        elif decision is PullStart.ALREADY_TAINTED:
+            # As a Deprecated row pulled again counts deprecated.
+            tally.add("tainted")
         elif decision is PullStart.DEPRECATED:
             tally.add("deprecated")
         elif decision is PullStart.ORPHANED:

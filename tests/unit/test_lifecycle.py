@@ -236,7 +236,7 @@ def test_inconsistency_reasons_say_what_is_wrong(
         pytest.param(RECEIVED_FLAGGED, PullStart.CONTINUE, id="received-flagged"),
         pytest.param(RECEIVED_DELETE, PullStart.BEING_DELETED, id="received-delete"),
         pytest.param(SHARED, PullStart.ALREADY_SHARED, id="shared"),
-        pytest.param(TAINTED, PullStart.ALREADY_SHARED, id="tainted"),
+        pytest.param(TAINTED, PullStart.ALREADY_TAINTED, id="tainted"),
         pytest.param(DEPRECATED, PullStart.DEPRECATED, id="deprecated"),
         pytest.param(ORPHANED, PullStart.ORPHANED, id="orphaned"),
     ],
