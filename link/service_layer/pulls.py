@@ -264,7 +264,9 @@ def _transfer_batch(
     shared, tainted = gateway.finish(to_finish)
     if shared + tainted < len(to_finish):
         # Another delivery of this batch finished some rows first: count all
-        # of them by their flags as they are now.
+        # of them by their flags as they are now. Another request pulling the
+        # same rows looks the same from here, and is counted the same (see
+        # "Known limitations" in the README).
         settled = gateway.read_helper(to_finish)
         tainted = sum(
             1 for key in to_finish if key in settled and settled[key].is_flagged
