@@ -49,3 +49,15 @@ class RequestTimeoutError(LinkError):
 
 class BrokerError(LinkError):
     """Kafka could not be reached or refused a message."""
+
+
+class UnsupportedVersionError(LinkError):
+    """An event is of a schema version that this release of the link cannot read.
+
+    ``request_id`` names the request it answers, when it names one.
+    """
+
+    def __init__(self, message: str, request_id: str | None) -> None:
+        """Keep the request id with the message."""
+        super().__init__(message)
+        self.request_id = request_id
