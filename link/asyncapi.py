@@ -16,6 +16,7 @@ from link.domain.events import (
     BatchTransferred,
     DeadLetter,
     DeletionCompleted,
+    DeletionCompletedV1,
     DeletionRequested,
     DeletionRequestedV1,
     Message,
@@ -71,13 +72,14 @@ def channels(topics: Topics) -> tuple[Channel, ...]:
             "completions",
             topics.completions,
             "the request's request_id",
-            (PullCompleted, DeletionCompleted, RequestRejected),
+            (PullCompleted, DeletionCompleted, DeletionCompletedV1, RequestRejected),
             receive=False,
             send=True,
             description=(
                 "One outcome per request: its counts and failed keys, or why it"
                 " was rejected. A request id published again is answered again"
-                " with the first outcome."
+                " with the first outcome. Older services send DeletionCompleted"
+                " at version 1, which the library reads as version 2."
             ),
         ),
         Channel(

@@ -305,7 +305,8 @@ class LinkedTable(WrittenByTheLink):
         """Take the restricted rows out of the destination through the lifecycle.
 
         Returns the number of rows deleted. Flagged rows end deprecated; the
-        others return to Unshared and can be pulled again. Like DataJoint's
+        others return to Unshared and can be pulled again, and rows that the
+        source deleted leave the link altogether (with a warning). Like DataJoint's
         own delete, it asks first when prompt is true or, by default, when
         DataJoint's safemode is on, and deleting no rows returns 0: a regular
         clean-up of flagged rows finds none most of the time.
@@ -328,14 +329,23 @@ class LinkedTable(WrittenByTheLink):
                 return 0
         result = context.executor.delete(keys)
         counts = result.counts
+        if counts.orphaned:
+            logger.warning(
+                "link %s: %d row(s) were no longer in the source table: the source"
+                " deleted them, and their helper rows with them. They were deleted"
+                " from the destination too.",
+                context.ref.link_id,
+                counts.orphaned,
+            )
         logger.info(
             "link %s requests %s: deleted %d row(s), %d unshared, %d deprecated,"
-            " %d already gone, %d failed",
+            " %d orphaned, %d already gone, %d failed",
             context.ref.link_id,
             ", ".join(result.request_ids),
             result.requested,
             counts.unshared,
             counts.deprecated,
+            counts.orphaned,
             counts.already_gone,
             counts.failed,
         )
@@ -346,7 +356,7 @@ class LinkedTable(WrittenByTheLink):
                 f" {_first_failures(result.failures)}",
                 result,
             )
-        return counts.unshared + counts.deprecated
+        return counts.unshared + counts.deprecated + counts.orphaned
 
 
 def link(

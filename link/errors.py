@@ -57,3 +57,15 @@ class LinkWarning(UserWarning):
 
 class AlreadySharedWarning(LinkWarning):
     """A pull met only rows that were already shared: nothing was pulled."""
+
+
+class UnsupportedVersionError(LinkError):
+    """An event is of a schema version that this release of the link cannot read.
+
+    ``request_id`` names the request it answers, when it names one.
+    """
+
+    def __init__(self, message: str, request_id: str | None) -> None:
+        """Keep the request id with the message."""
+        super().__init__(message)
+        self.request_id = request_id

@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from link.asyncapi import asyncapi_document
 from link.domain.events import PUBLIC_MESSAGES, Message
@@ -55,10 +56,40 @@ def schema_file_name(model: type[Message]) -> str:
     return f"{kebab_case(message_type(model))}.v{message_version(model)}.json"
 
 
+def _named_by_title(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return a schema whose definitions are named by their titles.
+
+    pydantic names a definition after its class; the model of an older
+    version (``DeletionCountsV1``) keeps the name it was published under, its
+    title (``DeletionCounts``), unless another definition already has it.
+    """
+    definitions: dict[str, Any] = schema.get("$defs", {})
+    taken = set(definitions)
+    renames: dict[str, str] = {}
+    for name, definition in definitions.items():
+        title = definition.get("title", name)
+        if title != name and title not in taken:
+            renames[name] = title
+            taken.add(title)
+    if not renames:
+        return schema
+    text = json.dumps(schema)
+    for name, title in renames.items():
+        text = text.replace(f'"#/$defs/{name}"', f'"#/$defs/{title}"')
+    renamed: dict[str, Any] = json.loads(text)
+    renamed["$defs"] = {
+        renames.get(name, name): definition
+        for name, definition in renamed["$defs"].items()
+    }
+    return renamed
+
+
 def schema_of(model: type[Message]) -> dict[str, object]:
     """Return the JSON Schema of a model, with its dialect and its id."""
     kebab = kebab_case(message_type(model))
-    schema: dict[str, object] = dict(model.model_json_schema(mode="validation"))
+    schema: dict[str, object] = _named_by_title(
+        model.model_json_schema(mode="validation")
+    )
     schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$id"] = f"urn:datajoint-link:schema:{kebab}:v{message_version(model)}"
     return schema

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from confluent_kafka import (
     Consumer,
@@ -31,13 +31,14 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from link.domain.events import (
+    EVENT_VERSIONS,
     BatchTransferred,
     DeletionCompleted,
     PullCompleted,
     PullStarted,
     RequestRejected,
 )
-from link.errors import BrokerError
+from link.errors import BrokerError, UnsupportedVersionError
 
 logger = logging.getLogger(__name__)
 
@@ -298,6 +299,48 @@ RequestEvent = (
 _event_adapter: TypeAdapter[RequestEvent] = TypeAdapter(
     Annotated[RequestEvent, Field(discriminator="type")]
 )
+_EVENT_TYPES = frozenset(
+    model.model_fields["type"].default for model in get_args(RequestEvent)
+)
+
+
+class _Envelope(BaseModel):
+    """What an event says of itself whatever its version: type, version, request."""
+
+    type: str
+    schema_version: int = 1
+    request_id: str | None = None
+
+
+def read_event(payload: bytes) -> RequestEvent:
+    """Return the event that a message holds, an older version read as the current.
+
+    Raises ValidationError when the message is not an event of a request, and
+    UnsupportedVersionError when it is one of a version this release does not
+    read (a newer service's): its meaning is never guessed at.
+    """
+    try:
+        return _event_adapter.validate_json(payload)
+    except ValidationError:
+        envelope = _Envelope.model_validate_json(payload)
+        versions = EVENT_VERSIONS.get(envelope.type, {})
+        readable = list(versions) or [1]
+        if envelope.type not in _EVENT_TYPES or envelope.schema_version == max(
+            readable
+        ):
+            raise
+    if envelope.schema_version not in versions:
+        raise UnsupportedVersionError(
+            f"{envelope.type} of request {envelope.request_id} is at schema"
+            f" version {envelope.schema_version}, which this release of"
+            " datajoint-link does not read (it reads"
+            f" {', '.join(map(str, readable))}): upgrade datajoint-link to read"
+            " the services' answers.",
+            envelope.request_id,
+        )
+    older = versions[envelope.schema_version].model_validate_json(payload)
+    upcast = getattr(older, "upcast", None)
+    return _event_adapter.validate_python(older if upcast is None else upcast())
 
 
 class RequestListener:
@@ -360,7 +403,18 @@ class RequestListener:
                 logger.warning("request listener: %s", message.error())
                 continue
             try:
-                event = _event_adapter.validate_json(message.value() or b"")
+                event = read_event(message.value() or b"")
+            except UnsupportedVersionError as error:
+                if error.request_id in request_ids:
+                    raise
+                logger.warning(
+                    "ignored an event at %s/%s/%s: %s",
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    error,
+                )
+                continue
             except ValidationError:
                 logger.warning(
                     "ignored an unreadable event at %s/%s/%s",

@@ -186,13 +186,16 @@ class RowCounts(Counts):
 
     shared: int = Field(default=0, ge=0, description="Pulled and now Shared.")
     tainted: int = Field(
-        default=0, ge=0, description="Pulled, but flagged by the source meanwhile."
+        default=0,
+        ge=0,
+        description="Pulled, but flagged by the source meanwhile; or Tainted"
+        " (shared, then flagged) before the request.",
     )
     deprecated: int = Field(
         default=0, ge=0, description="Flagged by the source before they arrived."
     )
     already_shared: int = Field(
-        default=0, ge=0, description="Shared or Tainted before the request."
+        default=0, ge=0, description="Shared (and not flagged) before the request."
     )
     failed: int = Field(default=0, ge=0)
 
@@ -292,15 +295,26 @@ class DeletionCounts(Counts):
     already_gone: int = Field(
         default=0, ge=0, description="Not in the destination before the request."
     )
+    orphaned: int = Field(
+        default=0,
+        ge=0,
+        description="Deleted after the source had deleted them, and their helper"
+        " rows with them: they left the link altogether.",
+    )
     failed: int = Field(default=0, ge=0)
 
 
 class DeletionCompleted(Message):
     """Every row of a deletion request has reached its outcome.
 
-    Published to ``link.completions``, keyed by ``request_id``.
+    Published to ``link.completions``, keyed by ``request_id``. Version 2 adds
+    the ``orphaned`` count; version 1, which older services send, is read as
+    version 2 with no rows orphaned.
     """
 
+    schema_version: Literal[2] = Field(  # type: ignore[assignment]
+        default=2, description="Version of this message's schema."
+    )
     type: Literal["DeletionCompleted"] = "DeletionCompleted"
     request_id: RequestId
     link_id: str
@@ -308,6 +322,57 @@ class DeletionCompleted(Message):
     counts: DeletionCounts
     failures: list[RowFailure] = Field(default_factory=list)
     completed_at: datetime.datetime = Field(default_factory=_now)
+
+
+class DeletionCountsV1(Counts):
+    """Version 1 of DeletionCounts: no orphaned count."""
+
+    # Published in deletion-completed.v1.json under these names and words,
+    # which must not change: the schema of a published version is frozen.
+    model_config = ConfigDict(
+        title="DeletionCounts",
+        json_schema_extra={
+            "description": "How many rows of a deletion ended in each outcome."
+        },
+    )
+
+    unshared: int = Field(
+        default=0, ge=0, description="Deleted; the source may share them again."
+    )
+    deprecated: int = Field(
+        default=0, ge=0, description="Deleted and deprecated: the source flagged them."
+    )
+    already_gone: int = Field(
+        default=0, ge=0, description="Not in the destination before the request."
+    )
+    failed: int = Field(default=0, ge=0)
+
+
+class DeletionCompletedV1(Message):
+    """Version 1 of DeletionCompleted: no orphaned count. Read as version 2."""
+
+    model_config = ConfigDict(
+        title="DeletionCompleted",
+        json_schema_extra={
+            "description": "Every row of a deletion request has reached its"
+            " outcome.\n\nPublished to ``link.completions``, keyed by"
+            " ``request_id``."
+        },
+    )
+
+    type: Literal["DeletionCompleted"] = "DeletionCompleted"
+    request_id: RequestId
+    link_id: str
+    requested: int = Field(ge=0)
+    counts: DeletionCountsV1
+    failures: list[RowFailure] = Field(default_factory=list)
+    completed_at: datetime.datetime = Field(default_factory=_now)
+
+    def upcast(self) -> DeletionCompleted:
+        """Return the same outcome as version 2, with no rows orphaned."""
+        return DeletionCompleted.model_validate(
+            self.model_dump(exclude={"schema_version"})
+        )
 
 
 class RequestRejected(Message):
@@ -357,6 +422,7 @@ PUBLIC_MESSAGES: tuple[type[Message], ...] = (
     DeletionRequested,
     DeletionRequestedV1,
     DeletionCompleted,
+    DeletionCompletedV1,
     RequestRejected,
     DeadLetter,
 )
@@ -367,3 +433,9 @@ REQUEST_VERSIONS: dict[str, dict[int, type[Message]]] = {
     "DeletionRequested": {1: DeletionRequestedV1, 2: DeletionRequested},
 }
 """The versions of each request that the services read, oldest first."""
+
+EVENT_VERSIONS: dict[str, dict[int, type[Message]]] = {
+    "DeletionCompleted": {1: DeletionCompletedV1, 2: DeletionCompleted},
+}
+"""The versions of each event that the library reads, where it reads more than
+one, oldest first; of every other event it reads version 1 only."""

@@ -29,6 +29,9 @@ class State(enum.StrEnum):
     SHARED = "Shared"
     TAINTED = "Tainted"
     DEPRECATED = "Deprecated"
+    ORPHANED = "Orphaned"
+    """In the destination only: the source deleted the row, and its helper row
+    with it (DataJoint's delete cascades into the helper table)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ def classify(observation: Observation) -> State:
     """Return the state of a row, or raise when the observation is inconsistent."""
     helper = observation.helper
     if not observation.in_source:
+        if helper is None and observation.in_destination:
+            return State.ORPHANED
         raise InconsistentRowError(observation, "the row is not in the source table")
     if helper is None:
         if observation.in_destination:
@@ -95,11 +100,15 @@ class PullStart(enum.Enum):
     CONTINUE = enum.auto()
     """The row's pull is already under way: hand it to the transfer service again."""
     ALREADY_SHARED = enum.auto()
-    """The row is Shared or Tainted: there is nothing to pull."""
+    """The row is Shared: there is nothing to pull."""
+    ALREADY_TAINTED = enum.auto()
+    """The row is Tainted: there is nothing to pull, and it is counted tainted."""
     DEPRECATED = enum.auto()
     """The row is Deprecated: the source flagged it, so it must not be pulled."""
     BEING_DELETED = enum.auto()
     """The row is on its way out of the destination: it cannot be pulled now."""
+    ORPHANED = enum.auto()
+    """The source deleted the row: there is nothing to pull, only a copy to delete."""
 
 
 def decide_pull_start(observation: Observation) -> PullStart:
@@ -113,8 +122,12 @@ def decide_pull_start(observation: Observation) -> PullStart:
         if helper.process is Process.DELETE:
             return PullStart.BEING_DELETED
         return PullStart.CONTINUE
-    if state in (State.SHARED, State.TAINTED):
+    if state is State.SHARED:
         return PullStart.ALREADY_SHARED
+    if state is State.TAINTED:
+        return PullStart.ALREADY_TAINTED
+    if state is State.ORPHANED:
+        return PullStart.ORPHANED
     return PullStart.DEPRECATED
 
 
@@ -140,7 +153,7 @@ def decide_transfer_step(observation: Observation) -> TransferStep:
     if state in (State.SHARED, State.TAINTED, State.DEPRECATED):
         return TransferStep.NOTHING
     if helper is None or helper.process is not Process.PULL:
-        return TransferStep.NOT_PULLING
+        return TransferStep.NOT_PULLING  # Orphaned too: no helper row
     if state is State.ACTIVATED:
         return TransferStep.DEPRECATE if helper.is_flagged else TransferStep.COPY
     return TransferStep.FINISH
@@ -160,15 +173,28 @@ class DeletionStep(enum.Enum):
     """Delete the row and its parts from the destination (Received to Activated)."""
     FINISH = enum.auto()
     """Settle the helper row: gone when unflagged, deprecated when flagged."""
+    REMOVE_ORPHAN = enum.auto()
+    """Delete an Orphaned row and its parts from the destination: no helper row
+    is left to settle, and the row leaves the link altogether."""
     NOTHING = enum.auto()
-    """The row is already out of the destination (Unshared or Deprecated)."""
+    """The row is already out of the destination (Unshared, Deprecated, or gone
+    from all three tables after its source row was deleted)."""
     BEING_PULLED = enum.auto()
     """The row's pull is under way: it cannot be deleted now."""
 
 
 def decide_deletion_step(observation: Observation) -> DeletionStep:
     """Decide the deletion reconciler's next step for one row."""
+    if not (
+        observation.in_source
+        or observation.helper is not None
+        or observation.in_destination
+    ):
+        # An Orphaned row already removed: a repeated deletion finds it nowhere.
+        return DeletionStep.NOTHING
     state = classify(observation)
+    if state is State.ORPHANED:
+        return DeletionStep.REMOVE_ORPHAN
     helper = observation.helper
     if state in (State.UNSHARED, State.DEPRECATED):
         return DeletionStep.NOTHING

@@ -5,7 +5,8 @@ DELETE, source server), then to Activated (row and parts deleted, destination
 server), then to Unshared (helper row removed) or, when the source flagged the
 row, to Deprecated (source server). Each step is one server; every step reads
 the rows first, so a deletion repeated, or resumed after a crash, continues
-where the rows are.
+where the rows are. A row that the source deleted, its helper row with it
+(Orphaned), is deleted from the destination and leaves the link.
 """
 
 from __future__ import annotations
@@ -48,14 +49,24 @@ def delete_rows(
         )
         counts = counts + batch_counts
         failures.extend(batch_failures)
+    if counts.orphaned:
+        logger.warning(
+            "link %s request %s: %d row(s) were no longer in the source table (the"
+            " source deleted them and their helper rows); deleted them from the"
+            " destination",
+            gateway.link.link_id,
+            request.request_id,
+            counts.orphaned,
+        )
     logger.info(
         "link %s request %s: deleted %d row(s): %d unshared, %d deprecated,"
-        " %d already gone, %d failed",
+        " %d orphaned, %d already gone, %d failed",
         gateway.link.link_id,
         request.request_id,
         len(keys),
         counts.unshared,
         counts.deprecated,
+        counts.orphaned,
         counts.already_gone,
         counts.failed,
     )
@@ -79,6 +90,7 @@ def delete_batch(
     to_start: list[CanonicalKey] = []
     to_remove: list[CanonicalKey] = []
     to_finish: list[CanonicalKey] = []
+    orphans: list[CanonicalKey] = []
 
     for key in keys:
         try:
@@ -92,6 +104,8 @@ def delete_batch(
             to_remove.append(key)
         elif step is DeletionStep.FINISH:
             to_finish.append(key)
+        elif step is DeletionStep.REMOVE_ORPHAN:
+            orphans.append(key)
         elif step is DeletionStep.NOTHING:
             already_gone += 1
         else:
@@ -100,7 +114,9 @@ def delete_batch(
 
     gateway.mark_deleting(to_start)
     to_remove += to_start
-    gateway.remove_from_destination(to_remove)
+    # Orphans leave in the same destination transaction; without helper rows,
+    # they have nothing to settle on the source.
+    gateway.remove_from_destination(to_remove + orphans)
     to_finish += to_remove
 
     unshared, deprecated, unsettled = settle_removed(to_finish, gateway)
@@ -112,6 +128,7 @@ def delete_batch(
         unshared=unshared,
         deprecated=deprecated,
         already_gone=already_gone,
+        orphaned=len(orphans),
         failed=len(failures),
     )
     return counts, failures

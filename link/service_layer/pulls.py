@@ -157,8 +157,17 @@ def _activate_by_state(
             to_transfer.append(key)
         elif decision is PullStart.ALREADY_SHARED:
             tally.add("already_shared")
+        elif decision is PullStart.ALREADY_TAINTED:
+            # As a Deprecated row pulled again counts deprecated.
+            tally.add("tainted")
         elif decision is PullStart.DEPRECATED:
             tally.add("deprecated")
+        elif decision is PullStart.ORPHANED:
+            reason = (
+                "the row is not in the source table (the source deleted it),"
+                " but still in the destination: delete() takes it out"
+            )
+            tally.fail(codec, key, reason)
         else:
             tally.fail(codec, key, "the row is being deleted from the destination")
 
@@ -249,7 +258,9 @@ def _transfer_batch(
     shared, tainted = gateway.finish(to_finish)
     if shared + tainted < len(to_finish):
         # Another delivery of this batch finished some rows first: count all
-        # of them by their flags as they are now.
+        # of them by their flags as they are now. Another request pulling the
+        # same rows looks the same from here, and is counted the same (see
+        # "Known limitations" in the README).
         settled = gateway.read_helper(to_finish)
         tainted = sum(
             1 for key in to_finish if key in settled and settled[key].is_flagged

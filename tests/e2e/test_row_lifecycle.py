@@ -209,8 +209,9 @@ def test_a_row_flagged_after_arrival_is_tainted_and_still_present(
 
     assert len(table() & ROW) == 1
     assert helper_row(source_admin, schema_names, ROW) == ("NONE", "TRUE", "FALSE")
-    with pytest.warns(AlreadySharedWarning):
-        assert (table().source & ROW).pull().counts == RowCounts(already_shared=1)
+    # Pulled again, it counts tainted, as a Deprecated row counts deprecated.
+    assert (table().source & ROW).pull().counts == RowCounts(tainted=1)
+    assert len(table() & ROW) == 1
 
 
 @pytest.mark.usefixtures("mode")
@@ -335,3 +336,53 @@ def test_the_source_restricted_by_the_destination_tells_what_is_left_to_pull(
     assert len(pulled) == 2
     assert left.pull().counts.shared == 4
     assert len(table().source - table()) == 0
+
+
+@pytest.mark.usefixtures("mode")
+def test_a_row_that_the_source_deleted_is_deleted_downstream_on_request(
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+    source_admin: dj.Instance,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    (table().source & "subject_id = 2").pull()
+    # The source lab deletes the row the DataJoint way: the delete cascades
+    # into the helper table, a child of the source table (Shared -> Orphaned).
+    (pipeline.Session & ROW).delete(prompt=False)
+    assert helper_row(source_admin, schema_names, ROW) is None
+    assert len(table() & ROW) == 1
+
+    with caplog.at_level(logging.WARNING, logger="link"):
+        deleted = (table() & ROW).delete()
+
+    assert deleted == 1
+    assert "1 row(s) were no longer in the source table" in caplog.text
+    assert len(table() & ROW) == 0
+    assert len(table.Trial() & ROW) == 0
+    assert len(table.Stimulus() & ROW) == 0
+    assert len(table()) == 1
+    assert len(table.Trial()) == 3
+
+
+@pytest.mark.usefixtures("mode")
+def test_rows_that_the_source_deleted_are_counted_apart(
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+    source_admin: dj.Instance,
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    (table().source & "subject_id = 2").pull()
+    (pipeline.Session & ROW).delete(prompt=False)
+    context = table._link_context
+    keys = context.message_keys(table() & "subject_id = 2")
+
+    result = context.executor.delete(keys)
+    again = context.executor.delete(keys)
+
+    assert result.counts == DeletionCounts(unshared=1, orphaned=1)
+    assert result.failures == []
+    # A repeated request finds both rows gone, the deleted one included.
+    assert again.counts == DeletionCounts(already_gone=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import pytest
@@ -46,6 +47,36 @@ def test_each_state_has_one_next_deletion_step(
     observation = Observation(True, helper, in_destination)
 
     assert decide_deletion_step(observation) is step
+
+
+def test_a_row_the_source_deleted_is_removed_and_then_found_gone() -> None:
+    orphaned = Observation(in_source=False, helper=None, in_destination=True)
+    removed = Observation(in_source=False, helper=None, in_destination=False)
+
+    assert decide_deletion_step(orphaned) is DeletionStep.REMOVE_ORPHAN
+    assert decide_deletion_step(removed) is DeletionStep.NOTHING
+
+
+def test_deleting_rows_the_source_deleted_removes_them_without_helper_rows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gateway = InMemoryGateway()
+    gateway.share(1)
+    gateway.share(2)
+    gateway.source.discard((2,))  # the source's delete cascades into the helper
+    del gateway.helper[(2,)]
+
+    with caplog.at_level(logging.WARNING, logger="link"):
+        result = delete_rows(deletion(1, 2), gateway, batch_size=10)
+
+    assert result.counts == DeletionCounts(unshared=1, orphaned=1)
+    assert result.failures == []
+    assert gateway.destination == set()
+    assert gateway.helper == {}
+    assert "1 row(s) were no longer in the source table" in caplog.text
+    assert delete_rows(deletion(2), gateway, 10).counts == DeletionCounts(
+        already_gone=1
+    )
 
 
 def test_deleting_unflagged_rows_returns_them_to_unshared() -> None:

@@ -59,7 +59,7 @@ PULL_OR_DELETE = frozenset({Process.PULL, Process.DELETE})
 NONE = frozenset({Process.NONE})
 
 # The state table of lifecycle.md, row by row. The table names is_deprecated only
-# in its last row, so every other row holds whatever is_deprecated says.
+# in its Unshared (deprecated) row, so every other row holds whatever it says.
 STATE_TABLE = (
     TableRow(True, False, False, ANY_PROCESS, ANY_BOOL, ANY_BOOL, State.UNSHARED),
     TableRow(True, True, False, PULL_OR_DELETE, ANY_BOOL, ANY_BOOL, State.ACTIVATED),
@@ -76,6 +76,7 @@ STATE_TABLE = (
         frozenset({True}),
         State.UNSHARED,
     ),
+    TableRow(False, False, True, ANY_PROCESS, ANY_BOOL, ANY_BOOL, State.ORPHANED),
 )
 
 
@@ -160,6 +161,7 @@ TAINTED = seen(helper(Process.NONE, flagged=True), in_destination=True)
 DEPRECATED = seen(
     helper(Process.NONE, flagged=True, deprecated=True), in_destination=False
 )
+ORPHANED = seen(None, in_destination=True, in_source=False)
 
 
 def test_the_test_table_covers_both_outcomes() -> None:
@@ -234,8 +236,9 @@ def test_inconsistency_reasons_say_what_is_wrong(
         pytest.param(RECEIVED_FLAGGED, PullStart.CONTINUE, id="received-flagged"),
         pytest.param(RECEIVED_DELETE, PullStart.BEING_DELETED, id="received-delete"),
         pytest.param(SHARED, PullStart.ALREADY_SHARED, id="shared"),
-        pytest.param(TAINTED, PullStart.ALREADY_SHARED, id="tainted"),
+        pytest.param(TAINTED, PullStart.ALREADY_TAINTED, id="tainted"),
         pytest.param(DEPRECATED, PullStart.DEPRECATED, id="deprecated"),
+        pytest.param(ORPHANED, PullStart.ORPHANED, id="orphaned"),
     ],
 )
 def test_decide_pull_start(observation: Observation, decision: PullStart) -> None:
@@ -265,6 +268,7 @@ def test_decide_pull_start(observation: Observation, decision: PullStart) -> Non
         pytest.param(SHARED, TransferStep.NOTHING, id="shared"),
         pytest.param(TAINTED, TransferStep.NOTHING, id="tainted"),
         pytest.param(DEPRECATED, TransferStep.NOTHING, id="deprecated"),
+        pytest.param(ORPHANED, TransferStep.NOT_PULLING, id="orphaned"),
     ],
 )
 def test_decide_transfer_step(observation: Observation, step: TransferStep) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 from typing import Any
 
@@ -19,7 +20,9 @@ from link.domain.events import (
     BatchTransferred,
     DeadLetter,
     DeletionCompleted,
+    DeletionCompletedV1,
     DeletionCounts,
+    DeletionCountsV1,
     DeletionRequested,
     DeletionRequestedV1,
     LinkRef,
@@ -102,7 +105,15 @@ EXAMPLES: dict[type[Message], Message] = {
         request_id="request-2",
         link_id=LINK.link_id,
         requested=4,
-        counts=DeletionCounts(unshared=2, deprecated=1, failed=1),
+        counts=DeletionCounts(unshared=2, deprecated=1, orphaned=1, failed=1),
+        failures=FAILURES,
+        completed_at=AT,
+    ),
+    DeletionCompletedV1: DeletionCompletedV1(
+        request_id="request-2",
+        link_id=LINK.link_id,
+        requested=4,
+        counts=DeletionCountsV1(unshared=2, deprecated=1, failed=1),
         failures=FAILURES,
         completed_at=AT,
     ),
@@ -121,6 +132,13 @@ EXAMPLES: dict[type[Message], Message] = {
 }
 
 MODELS = [pytest.param(model, id=model.__name__) for model in PUBLIC_MESSAGES]
+
+PUBLISHED = {
+    "deletion-completed.v1.json": (
+        "ecbca527143a330223a5c5473046d9f2a66481f5f9ee4488427632deacc37b91"
+    ),
+}
+"""SHA-256 of schema files as first published (this one at e139abb)."""
 
 
 def published_schema(model: type[Message]) -> dict[str, Any]:
@@ -145,6 +163,17 @@ def test_the_schema_files_match_the_models() -> None:
         + "; ".join(problems)
         + "): run `make schemas` and commit the result."
     )
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_a_published_schema_file_never_changes(name: str) -> None:
+    rendered = render_schemas()[name].encode()
+    published = (SCHEMAS_DIR / name).read_bytes()
+
+    # Not a description either: consumers may have validated or generated
+    # code from the file; a change of the model needs a new version.
+    assert hashlib.sha256(rendered).hexdigest() == PUBLISHED[name]
+    assert hashlib.sha256(published).hexdigest() == PUBLISHED[name]
 
 
 def test_every_model_has_a_file_and_every_file_a_model() -> None:
@@ -243,6 +272,30 @@ def test_a_version_1_request_is_read_as_version_2() -> None:
     assert new.model_dump(exclude={"schema_version"}) == old.model_dump(
         exclude={"schema_version"}
     )
+
+
+def test_a_version_1_deletion_outcome_is_read_with_none_orphaned() -> None:
+    old = EXAMPLES[DeletionCompletedV1]
+    assert isinstance(old, DeletionCompletedV1)
+
+    new = old.upcast()
+
+    assert new.schema_version == 2
+    assert new.counts == DeletionCounts(unshared=2, deprecated=1, failed=1)
+    assert new.counts.orphaned == 0
+    assert new.model_dump(exclude={"schema_version", "counts"}) == old.model_dump(
+        exclude={"schema_version", "counts"}
+    )
+
+
+def test_a_version_1_deletion_outcome_has_no_orphaned_count() -> None:
+    validator = Draft202012Validator(published_schema(DeletionCompletedV1))
+    instance = example(DeletionCompletedV1)
+    instance["counts"]["orphaned"] = 0
+
+    assert not validator.is_valid(instance)
+    with pytest.raises(pydantic.ValidationError):
+        DeletionCompletedV1.model_validate(instance)
 
 
 def test_a_version_2_request_may_name_a_registered_link() -> None:

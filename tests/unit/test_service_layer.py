@@ -88,7 +88,7 @@ def test_start_pull_cuts_the_rows_into_batches(gateway: InMemoryGateway) -> None
     assert [batch.link for batch in batches] == [LINK] * 3
 
 
-def test_start_pull_counts_rows_that_are_already_shared(
+def test_start_pull_counts_rows_that_are_already_shared_or_tainted(
     gateway: InMemoryGateway,
 ) -> None:
     gateway.share(1)
@@ -96,7 +96,7 @@ def test_start_pull_counts_rows_that_are_already_shared(
 
     result = start_pull(pull_request(1, 2, 3), gateway, batch_size=10)
 
-    assert result.started.counts == RowCounts(already_shared=2)
+    assert result.started.counts == RowCounts(already_shared=1, tainted=1)
     assert result.started.requested == 3
     assert [batch.keys for batch in result.batches] == [keys_of(3)]
     assert gateway.state(1) is State.SHARED
@@ -128,6 +128,19 @@ def test_start_pull_reports_keys_missing_from_the_source(
     assert result.started.counts == RowCounts(failed=1)
     assert (99,) not in gateway.helper
     assert [batch.keys for batch in result.batches] == [keys_of(1)]
+
+
+def test_start_pull_reports_rows_the_source_deleted_but_the_destination_has(
+    gateway: InMemoryGateway,
+) -> None:
+    gateway.destination.add((99,))
+
+    result = start_pull(pull_request(99), gateway, batch_size=10)
+
+    [failure] = result.started.failures
+    assert failure.key == {"subject_id": 99}
+    assert "delete()" in failure.reason
+    assert (99,) not in gateway.helper
 
 
 def test_start_pull_reports_rows_being_deleted(gateway: InMemoryGateway) -> None:
