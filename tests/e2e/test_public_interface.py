@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from typing import Any
 
 import datajoint as dj
 import pytest
@@ -47,6 +48,26 @@ def kcat(*arguments: str, stdin: str | None = None) -> str:
     return completed.stdout
 
 
+def outcome_read_by_kcat(
+    endpoints: Endpoints, topic: str, request_id: str, timeout: float = 60
+) -> dict[str, Any] | None:
+    """Read the topic with kcat until a message keyed by the request id is in."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = kcat(
+            "-b", endpoints.broker, "-C", "-t", topic,
+            "-o", "beginning", "-e", "-q", "-f", "%k\\t%s\\n",
+        ).splitlines()  # fmt: skip
+        found = [
+            line.split("\t", 1)[1] for line in lines if line.startswith(request_id)
+        ]
+        if found:
+            outcome: dict[str, Any] = json.loads(found[0])
+            return outcome
+        time.sleep(0.5)
+    return None
+
+
 def test_a_plain_json_request_from_kcat_is_carried_out(
     over_kafka: RunningServices,
     endpoints: Endpoints,
@@ -75,18 +96,7 @@ def test_a_plain_json_request_from_kcat_is_carried_out(
         stdin=json.dumps(request) + "\n",
     )  # fmt: skip
 
-    completion = None
-    deadline = time.monotonic() + 60
-    while completion is None and time.monotonic() < deadline:
-        lines = kcat(
-            "-b", endpoints.broker, "-C", "-t", topics.completions,
-            "-o", "beginning", "-e", "-q", "-f", "%k\\t%s\\n",
-        ).splitlines()  # fmt: skip
-        found = [
-            line.split("\t", 1)[1] for line in lines if line.startswith(request_id)
-        ]
-        completion = json.loads(found[0]) if found else None
-        time.sleep(0.5)
+    completion = outcome_read_by_kcat(endpoints, topics.completions, request_id)
     assert completion is not None, "no completion for the kcat request"
     assert completion["type"] == "PullCompleted"
     assert completion["counts"]["shared"] == 2
@@ -119,18 +129,7 @@ def test_a_request_over_the_size_limit_needs_a_raised_client_limit_and_is_reject
     assert "too large" in refused.value.stderr.lower()
     kcat(*produce, "-X", "message.max.bytes=4194304", stdin=json.dumps(request) + "\n")
 
-    rejection = None
-    deadline = time.monotonic() + 60
-    while rejection is None and time.monotonic() < deadline:
-        lines = kcat(
-            "-b", endpoints.broker, "-C", "-t", topics.completions,
-            "-o", "beginning", "-e", "-q", "-f", "%k\\t%s\\n",
-        ).splitlines()  # fmt: skip
-        found = [
-            line.split("\t", 1)[1] for line in lines if line.startswith(request_id)
-        ]
-        rejection = json.loads(found[0]) if found else None
-        time.sleep(0.5)
+    rejection = outcome_read_by_kcat(endpoints, topics.completions, request_id)
     assert rejection is not None, "no outcome for the large request"
     assert rejection["type"] == "RequestRejected"
     assert "LINK_MAX_REQUEST_BYTES" in rejection["reason"]

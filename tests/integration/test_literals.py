@@ -8,6 +8,8 @@ sets, and arrive equal value by value and byte by byte.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -197,6 +199,22 @@ def test_an_unknown_type_passes_through_python(
     assert rendering.passed == ("place",)
 
 
+@contextmanager
+def smaller_source_packets(source_admin: dj.Instance) -> Iterator[None]:
+    """Lower the source server's max_allowed_packet to 1 MiB, and restore it.
+
+    Connections opened inside take the smaller limit.
+    """
+    (packet,) = source_admin.connection.query(
+        "SELECT @@GLOBAL.max_allowed_packet"
+    ).fetchone()
+    source_admin.connection.query("SET GLOBAL max_allowed_packet = 1048576")
+    try:
+        yield
+    finally:
+        source_admin.connection.query(f"SET GLOBAL max_allowed_packet = {packet}")
+
+
 @pytest.mark.usefixtures("embedded_link_environment")
 def test_rows_too_large_for_the_source_to_render_are_read_raw(
     endpoints: Endpoints,
@@ -224,12 +242,8 @@ def test_rows_too_large_for_the_source_to_render_are_read_raw(
             {"big_id": 2, "payload": small, "note": "small"},
         ]
     )
-    (packet,) = source_admin.connection.query(
-        "SELECT @@GLOBAL.max_allowed_packet"
-    ).fetchone()
-    source_admin.connection.query("SET GLOBAL max_allowed_packet = 1048576")
-    try:
-        # Connections opened from now on take the smaller limit.
+    with smaller_source_packets(source_admin):
+
         @link(
             endpoints.source_host,
             schema_names.source,
@@ -242,8 +256,6 @@ def test_rows_too_large_for_the_source_to_render_are_read_raw(
 
         with caplog.at_level(logging.WARNING, logger="link.adapters.gateway"):
             result = Big().source.pull()
-    finally:
-        source_admin.connection.query(f"SET GLOBAL max_allowed_packet = {packet}")
 
     assert result.counts.shared == 2
     assert "too large for the source server" in caplog.text
@@ -279,11 +291,7 @@ def test_a_batch_longer_than_one_bundle_is_read_row_by_row(
         {"medium_id": number, "payload": payload}
         for number, payload in payloads.items()
     )
-    (packet,) = source_admin.connection.query(
-        "SELECT @@GLOBAL.max_allowed_packet"
-    ).fetchone()
-    source_admin.connection.query("SET GLOBAL max_allowed_packet = 1048576")
-    try:
+    with smaller_source_packets(source_admin):
 
         @link(
             endpoints.source_host,
@@ -297,8 +305,6 @@ def test_a_batch_longer_than_one_bundle_is_read_row_by_row(
 
         with caplog.at_level(logging.WARNING, logger="link.adapters.gateway"):
             result = Medium().source.pull()
-    finally:
-        source_admin.connection.query(f"SET GLOBAL max_allowed_packet = {packet}")
 
     assert result.counts.shared == 4
     assert "too large for the source server" not in caplog.text
