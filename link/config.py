@@ -92,7 +92,10 @@ class LinkSettings(BaseSettings):
     max_request_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,
-        description="Largest request the services read (LINK_MAX_REQUEST_BYTES).",
+        description=(
+            "Largest request the services read, and the library writes"
+            " (LINK_MAX_REQUEST_BYTES)."
+        ),
     )
 
     def source_credentials(self) -> tuple[str, str]:

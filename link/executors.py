@@ -8,10 +8,12 @@ the services' completion events.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,9 +78,41 @@ class Executor(Protocol):
         """Delete the rows from the destination and return what happened."""
 
 
-def _new_request_ids(count: int) -> list[str]:
-    batch = uuid.uuid4().hex
-    return [f"{batch}-{index}" for index in range(count)]
+def _request_ids() -> Iterator[str]:
+    """Yield unique request ids, one publication's sharing a common stem."""
+    stem = uuid.uuid4().hex
+    return (f"{stem}-{index}" for index in itertools.count())
+
+
+Request = PullRequested | DeletionRequested
+
+
+def requests_within(
+    chunks: Sequence[list[PrimaryKey]],
+    build: Callable[[str, list[PrimaryKey]], Request],
+    max_bytes: int,
+) -> list[tuple[Request, bytes]]:
+    """Build one request per chunk, halving any whose message exceeds max_bytes.
+
+    The services refuse a request over LINK_MAX_REQUEST_BYTES: long keys (a
+    varchar(255) key, say) reach that before the count of keys does. Each
+    request comes with its serialized message, which is what gets published.
+    A single key over the limit stays whole, for the services to refuse by name.
+    """
+    ids = _request_ids()
+    built: list[tuple[Request, bytes]] = []
+    waiting = deque(chunks)
+    while waiting:
+        chunk = waiting.popleft()
+        request = build(next(ids), chunk)
+        message = request.model_dump_json().encode()
+        if len(message) > max_bytes and len(chunk) > 1:
+            # The unused id is dropped: ids need to be unique, not contiguous.
+            half = len(chunk) // 2
+            waiting.extendleft([chunk[half:], chunk[:half]])
+            continue
+        built.append((request, message))
+    return built
 
 
 def _slices(keys: Sequence[PrimaryKey], size: int) -> list[list[PrimaryKey]]:
@@ -158,10 +192,9 @@ class EmbeddedExecutor:
     def pull(self, keys: Sequence[PrimaryKey], progress: tqdm[Any]) -> PullResult:
         """Start and transfer every batch in turn, as the two services would."""
         outcomes: list[PullCompleted] = []
-        chunks = _slices(keys, self._settings.request_size)
-        for request_id, chunk in zip(
-            _new_request_ids(len(chunks)), chunks, strict=True
-        ):
+        request_ids = _request_ids()
+        for chunk in _slices(keys, self._settings.request_size):
+            request_id = next(request_ids)
             request = PullRequested(request_id=request_id, link=self._ref, keys=chunk)
             started = start_pull(request, self.gateway, self._settings.batch_size)
             state = PullProgress(request_id=request_id).with_start(started.started)
@@ -178,10 +211,9 @@ class EmbeddedExecutor:
     def delete(self, keys: Sequence[PrimaryKey]) -> DeletionResult:
         """Carry the deletion out as the deletion reconciler would."""
         outcomes: list[DeletionCompleted] = []
-        chunks = _slices(keys, self._settings.request_size)
-        for request_id, chunk in zip(
-            _new_request_ids(len(chunks)), chunks, strict=True
-        ):
+        request_ids = _request_ids()
+        for chunk in _slices(keys, self._settings.request_size):
+            request_id = next(request_ids)
             request = DeletionRequested(
                 request_id=request_id, link=self._ref, keys=chunk
             )
@@ -289,6 +321,16 @@ class PendingRequests:
                 + "; ".join(
                     f"{event.request_id}: {event.reason}" for event in self.rejections
                 )
+            )
+        started = sorted(self.pending & self._progress_of.keys())
+        if started:
+            raise RequestTimeoutError(
+                f"Request(s) {', '.join(started)} of link {self._link_id} started,"
+                f" but no news of them came for {quiet_for:.0f} s: a link service"
+                " may have stopped mid-way. Rows left mid-way are finished by the"
+                " deletion reconciler within two LINK_REDRIVE_INTERVALs, under a"
+                " request id of its own; pull the same rows again afterwards to"
+                " see where each one is."
             )
         if self.pending:
             raise RequestTimeoutError(
@@ -433,24 +475,24 @@ class KafkaExecutor:
     def _publish(
         self,
         topic: str,
-        requests: Sequence[PullRequested | DeletionRequested],
+        requests: Sequence[tuple[Request, bytes]],
         progress: tqdm[Any] | None,
     ) -> PendingRequests:
         publisher, listener = self._connect()
-        listener.expect(request.request_id for request in requests)
-        for request in requests:
-            publisher.publish(topic, request.request_id, request)
+        listener.expect(request.request_id for request, _ in requests)
+        for request, message in requests:
+            publisher.publish_serialized(topic, request.request_id, message)
         publisher.flush()
         logger.info(
             "link %s: published %d request(s) to %s, first id %s",
             self._ref.link_id,
             len(requests),
             topic,
-            requests[0].request_id,
+            requests[0][0].request_id,
         )
         return PendingRequests(
             listener,
-            [request.request_id for request in requests],
+            [request.request_id for request, _ in requests],
             self._ref.link_id,
             progress,
         )
@@ -465,12 +507,13 @@ class KafkaExecutor:
         chunks = growing_slices(
             keys, self._settings.batch_size, self._settings.request_size
         )
-        requests = [
-            PullRequested(request_id=request_id, link=self._ref, keys=chunk)
-            for request_id, chunk in zip(
-                _new_request_ids(len(chunks)), chunks, strict=True
-            )
-        ]
+        requests = requests_within(
+            chunks,
+            lambda request_id, chunk: PullRequested(
+                request_id=request_id, link=self._ref, keys=chunk
+            ),
+            self._settings.max_request_bytes,
+        )
         pending = self._publish(self._topics.pull_requests, requests, progress)
         return PullHandle(pending, len(keys), self._settings.pull_timeout, check)
 
@@ -481,12 +524,13 @@ class KafkaExecutor:
     def delete(self, keys: Sequence[PrimaryKey]) -> DeletionResult:
         """Publish deletion requests and wait until every one is complete."""
         chunks = _slices(keys, self._settings.request_size)
-        requests = [
-            DeletionRequested(request_id=request_id, link=self._ref, keys=chunk)
-            for request_id, chunk in zip(
-                _new_request_ids(len(chunks)), chunks, strict=True
-            )
-        ]
+        requests = requests_within(
+            chunks,
+            lambda request_id, chunk: DeletionRequested(
+                request_id=request_id, link=self._ref, keys=chunk
+            ),
+            self._settings.max_request_bytes,
+        )
         pending = self._publish(self._topics.deletion_requests, requests, None)
         outcomes = pending.wait(self._settings.pull_timeout)
         return _sum_deletions(

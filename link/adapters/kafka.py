@@ -271,7 +271,10 @@ class Publisher:
 
     def publish(self, topic: str, key: str, message: BaseModel) -> None:
         """Queue one message; call flush() to wait for its delivery."""
-        payload = message.model_dump_json().encode()
+        self.publish_serialized(topic, key, message.model_dump_json().encode())
+
+    def publish_serialized(self, topic: str, key: str, payload: bytes) -> None:
+        """Queue one message already serialized as JSON; see publish()."""
         try:
             self._producer.produce(topic, key=key.encode(), value=payload)
         except BufferError:

@@ -14,7 +14,7 @@ from link.domain.events import (
     RequestRejected,
     RowCounts,
 )
-from link.errors import InvalidRequestError
+from link.errors import InvalidRequestError, RequestTimeoutError
 from link.executors import PendingRequests
 
 
@@ -86,6 +86,23 @@ def test_a_pull_missing_a_batch_is_still_pending() -> None:
     pending.listen(0.1)
 
     assert pending.status == "pending"
+
+
+def test_a_started_request_that_falls_silent_is_told_apart_from_an_unheard_one() -> (
+    None
+):
+    listener = ScriptedListener([started("a", 2), batch("a", 0, 2)])
+    pending = PendingRequests(listener, ["a", "b"], "l")  # type: ignore[arg-type]
+
+    with pytest.raises(RequestTimeoutError, match=r"Request\(s\) a of link l started"):
+        pending.wait(0.1)
+
+
+def test_requests_never_heard_of_ask_whether_the_services_run() -> None:
+    pending = PendingRequests(ScriptedListener([]), ["b"], "l")  # type: ignore[arg-type]
+
+    with pytest.raises(RequestTimeoutError, match="services running"):
+        pending.wait(0.1)
 
 
 def test_a_rejection_is_raised_with_its_reason() -> None:
