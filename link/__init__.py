@@ -1,6 +1,6 @@
 """Share rows of DataJoint tables between database servers, over Kafka."""
 
 from link.decorator import link
-from link.errors import AlreadySharedWarning, LinkWarning
+from link.errors import AlreadySharedWarning, LinkWarning, OrphanedRowsWarning
 
-__all__ = ["AlreadySharedWarning", "LinkWarning", "link"]
+__all__ = ["AlreadySharedWarning", "LinkWarning", "OrphanedRowsWarning", "link"]

@@ -41,6 +41,7 @@ from link.errors import (
     IncompleteRequestError,
     LinkError,
     NoRowsError,
+    OrphanedRowsWarning,
 )
 from link.executors import (
     DeletionResult,
@@ -285,6 +286,13 @@ class LinkedPart(WrittenByTheLink):
             " from the linked table itself."
         )
 
+    def drop(self, *_args: Any, **_kwargs: Any) -> None:
+        """Refuse: a part table is dropped with its master."""
+        raise LinkError(
+            "A part table of a linked table is dropped with the linked table"
+            " itself, once its rows are deleted with delete()."
+        )
+
 
 class LinkedTable(WrittenByTheLink):
     """Mixed into the destination table class: the link's side of the table."""
@@ -300,6 +308,33 @@ class LinkedTable(WrittenByTheLink):
         """
         restriction = by_keys_across_servers(restriction, SourceTable)
         return super().restrict(restriction, semantic_check)  # type: ignore[misc]
+
+    def _refuse_to_drop_rows(self) -> None:
+        """Raise while the table holds rows: their helper rows say Shared.
+
+        Dropped with its rows, the table would leave the source's helper table
+        recording copies that no longer exist, and those rows could be neither
+        pulled nor deleted again.
+        """
+        held = len(type(self)())  # type: ignore[arg-type]
+        if held:
+            context = self._link_context
+            raise LinkError(
+                f"{context.ref.destination_schema}.{context.ref.destination_table}"
+                f" still holds {held} row(s) pulled through the link: delete() them"
+                " first, which keeps the source's helper table in step, then drop"
+                " the empty table."
+            )
+
+    def drop(self, *args: Any, **kwargs: Any) -> None:
+        """Drop the table as DataJoint does, once delete() has emptied it."""
+        self._refuse_to_drop_rows()
+        super().drop(*args, **kwargs)  # type: ignore[misc]
+
+    def drop_quick(self) -> None:
+        """Drop the table without cascading, once delete() has emptied it."""
+        self._refuse_to_drop_rows()
+        super().drop_quick()  # type: ignore[misc]
 
     def delete(self, *, prompt: bool | None = None) -> int:
         """Take the restricted rows out of the destination through the lifecycle.
@@ -330,12 +365,15 @@ class LinkedTable(WrittenByTheLink):
         result = context.executor.delete(keys)
         counts = result.counts
         if counts.orphaned:
-            logger.warning(
-                "link %s: %d row(s) were no longer in the source table: the source"
-                " deleted them, and their helper rows with them. They were deleted"
-                " from the destination too.",
-                context.ref.link_id,
-                counts.orphaned,
+            # A warning, not a log line: embedded, the deletion's handler has
+            # logged it already in this process.
+            warnings.warn(
+                f"link {context.ref.link_id}: {counts.orphaned} row(s) were no"
+                " longer in the source table: the source deleted them, and their"
+                " helper rows with them. They were deleted from the destination"
+                " too.",
+                OrphanedRowsWarning,
+                stacklevel=2,
             )
         logger.info(
             "link %s requests %s: deleted %d row(s), %d unshared, %d deprecated,"

@@ -59,6 +59,13 @@ class AlreadySharedWarning(LinkWarning):
     """A pull met only rows that were already shared: nothing was pulled."""
 
 
+class OrphanedRowsWarning(LinkWarning):
+    """A deletion met rows that the source had deleted, with their helper rows.
+
+    They were deleted from the destination as asked, and left the link.
+    """
+
+
 class UnsupportedVersionError(LinkError):
     """An event is of a schema version that this release of the link cannot read.
 

@@ -13,7 +13,7 @@ import datajoint as dj
 import pytest
 
 from demo.pipeline import SourcePipeline
-from link import AlreadySharedWarning
+from link import AlreadySharedWarning, OrphanedRowsWarning
 from link.domain.events import DeletionCounts, RowCounts
 from link.errors import LinkError, NoRowsError
 from tests.conftest import SchemaNames
@@ -268,6 +268,34 @@ def test_the_destination_is_written_by_the_link_alone(
     assert len(table.Trial()) == 3
 
 
+@pytest.mark.usefixtures("mode")
+def test_a_linked_table_is_dropped_only_once_delete_has_emptied_it(
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+    source_admin: dj.Instance,
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    (table().source & ROW).pull()
+
+    with pytest.raises(LinkError, match=r"holds 1 row.*delete\(\) them first"):
+        table().drop(prompt=False)
+    with pytest.raises(LinkError, match="holds 1 row"):
+        table().drop_quick()
+    with pytest.raises(LinkError, match="dropped with the linked table"):
+        table.Trial().drop()
+    assert len(table()) == 1
+
+    (table() & ROW).delete()
+    table().drop(prompt=False)
+
+    # Declared again, the link pulls the row as if for the first time.
+    table = linked_session(endpoints, schema_names)
+    assert helper_row(source_admin, schema_names, ROW) is None
+    assert (table().source & ROW).pull().counts.shared == 1
+    assert len(table.Trial()) == 3
+
+
 def test_progress_bar_advances_to_every_row(
     mode: str,
     endpoints: Endpoints,
@@ -344,7 +372,6 @@ def test_a_row_that_the_source_deleted_is_deleted_downstream_on_request(
     schema_names: SchemaNames,
     pipeline: SourcePipeline,
     source_admin: dj.Instance,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     table = linked_session(endpoints, schema_names)
     (table().source & "subject_id = 2").pull()
@@ -354,11 +381,10 @@ def test_a_row_that_the_source_deleted_is_deleted_downstream_on_request(
     assert helper_row(source_admin, schema_names, ROW) is None
     assert len(table() & ROW) == 1
 
-    with caplog.at_level(logging.WARNING, logger="link"):
+    with pytest.warns(OrphanedRowsWarning, match="1 row.s. were no longer in"):
         deleted = (table() & ROW).delete()
 
     assert deleted == 1
-    assert "1 row(s) were no longer in the source table" in caplog.text
     assert len(table() & ROW) == 0
     assert len(table.Trial() & ROW) == 0
     assert len(table.Stimulus() & ROW) == 0
