@@ -12,3 +12,35 @@ warnings.filterwarnings("ignore", message="MariaDB is not officially supported")
 # DataJoint logs through its own handler; through faust's root handler too,
 # every line of it would appear twice.
 logging.getLogger("datajoint").propagate = False
+
+
+def _import_datajoint_or_exit() -> None:
+    """Import DataJoint now, ending a service with one line if DJ_* is bad.
+
+    DataJoint validates its DJ_* variables when first imported, with a pydantic
+    traceback; the services name a bad variable in one line instead, as they do
+    for LINK_* (services.runtime.serve).
+    """
+    import sys
+
+    from pydantic import ValidationError
+
+    try:
+        import datajoint  # noqa: F401
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, issue['loc']))}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        # The console script's name; under python -m it is not known yet.
+        program = sys.argv[0].rsplit("/", 1)[-1]
+        if not program.startswith("link-"):
+            program = "link service"
+        print(
+            f"{program}: configuration error: Invalid DataJoint settings: {problems}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
+_import_datajoint_or_exit()

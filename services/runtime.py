@@ -39,8 +39,11 @@ from link.domain.events import (
 )
 from link.errors import BrokerError, ConfigurationError, InvalidRequestError, LinkError
 from link.registry import Registry
+from services.fetching import shorten_prefetch_backoff
 
 logger = logging.getLogger(__name__)
+
+shorten_prefetch_backoff()
 
 T = TypeVar("T")
 
@@ -228,8 +231,10 @@ class Service:
 
     def __init__(self, name: str, settings: LinkSettings) -> None:
         """Create the faust app; nothing connects before the worker starts."""
-        if settings.broker is None:
-            raise ConfigurationError("LINK_BROKER is not set: the services need Kafka.")
+        if settings.broker is None or not settings.broker.strip():
+            raise ConfigurationError(
+                "LINK_BROKER is not set, or empty: the services need Kafka."
+            )
         self.name = name
         self.settings = settings
         self.broker = settings.broker

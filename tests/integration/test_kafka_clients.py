@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import threading
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from confluent_kafka.admin import AdminClient
 
 from link.adapters import kafka
@@ -17,6 +19,8 @@ from link.config import LinkSettings
 from link.domain.events import LinkRef, PullCompleted, RowCounts
 from link.errors import BrokerError
 from link.executors import KafkaExecutor
+from services import runtime  # noqa: F401  (shortens the prefetch backoff)
+from services.fetching import PREFETCH_BACKOFF
 from tests.servers import Endpoints
 
 
@@ -119,3 +123,22 @@ def test_a_broker_that_cannot_be_reached_fails_the_request_not_the_connect_ahead
 
     with pytest.raises(BrokerError, match=re.escape("127.0.0.1:9")):
         executor.delete([{"row_id": 1}])
+
+
+def test_the_services_consumers_fetch_with_the_short_prefetch_backoff(
+    endpoints: Endpoints,
+) -> None:
+    # Importing the services' runtime (above) shortened the backoff of every
+    # consumer started afterwards, such as those that faust builds.
+    async def started_backoff() -> float:
+        consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.broker)
+        await consumer.start()
+        try:
+            return float(consumer._fetcher._prefetch_backoff)
+        finally:
+            # aiokafka's stop() at once after start() cancels a task of its
+            # own that start() began, and raises CancelledError: let it run.
+            await asyncio.sleep(0.1)
+            await consumer.stop()
+
+    assert asyncio.run(started_backoff()) == PREFETCH_BACKOFF
