@@ -44,8 +44,9 @@ start() {
 }
 
 # The links the local services accept: any src_* table on the local source server,
-# with helper_* and dst_* schemas, the same families the link user's grants allow.
-# Written once: entries added to the file by hand are kept.
+# with helper_* and dst_* schemas, the same families the link user's grants allow;
+# and, by the name the README's examples use, the tour's link. Written once:
+# entries added to the file by hand are kept.
 write_registry() {
   [[ -f $LINK_REGISTRY ]] && return 0
   cat >"$LINK_REGISTRY" <<EOF
@@ -56,6 +57,16 @@ source_host = "$LINK_BIND_HOST:$LINK_SOURCE_PORT"
 source_schema = "src_*"
 helper_schema = "helper_*"
 destination_schema = "dst_*"
+
+[[link]]
+name = "sessions-to-lab-b"
+source_host = "$LINK_BIND_HOST:$LINK_SOURCE_PORT"
+source_schema = "src_tour"
+source_table = "session"
+helper_schema = "helper_tour"
+helper_table = "session_outbound"
+destination_schema = "dst_tour"
+destination_table = "session"
 EOF
 }
 
