@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from link.domain.events import LinkRef, PrimaryKey, PullRequested
+from link.domain.events import PrimaryKey, PullRequested
 from link.executors import growing_slices, requests_within
-
-LINK = LinkRef(
-    source_host="source:3306",
-    source_schema="lab_a",
-    source_table="session",
-    helper_schema="lab_a",
-    helper_table="~session__link",
-    destination_schema="lab_b",
-    destination_table="session",
-)
+from tests.unit.fakes import LINK
 
 
 def keys(count: int) -> list[PrimaryKey]:
