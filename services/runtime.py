@@ -145,6 +145,11 @@ def describe(error: BaseException) -> str:
     """Return a reason for a requester: the link's own errors speak for themselves."""
     if isinstance(error, LinkError):
         return str(error)
+    if isinstance(error, dj.errors.MissingTableError) and error.args:
+        return (
+            f"{type(error).__name__}: {error.args[0]}. A link's tables are made"
+            " when it is declared with @link(...) in Python; the services make none."
+        )
     if isinstance(error, dj.errors.DataJointError) and error.args:
         return f"{type(error).__name__}: {error.args[0]}"
     return f"{type(error).__name__}: {error}"
