@@ -293,6 +293,10 @@ class LinkedPart(WrittenByTheLink):
             " itself, once its rows are deleted with delete()."
         )
 
+    def drop_quick(self) -> None:
+        """Refuse, as drop(): the part rows would be lost under Shared rows."""
+        self.drop()
+
 
 class LinkedTable(WrittenByTheLink):
     """Mixed into the destination table class: the link's side of the table."""

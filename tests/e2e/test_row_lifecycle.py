@@ -284,6 +284,8 @@ def test_a_linked_table_is_dropped_only_once_delete_has_emptied_it(
         table().drop_quick()
     with pytest.raises(LinkError, match="dropped with the linked table"):
         table.Trial().drop()
+    with pytest.raises(LinkError, match="dropped with the linked table"):
+        table.Trial().drop_quick()
     assert len(table()) == 1
 
     (table() & ROW).delete()
