@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from link.errors import ConfigurationError
@@ -26,6 +26,7 @@ class LinkSettings(BaseSettings):
         default=None,
         description="Kafka bootstrap servers, host:port[,host:port] (LINK_BROKER).",
     )
+
     user: str | None = Field(
         default=None, description="User name on the source server (LINK_USER)."
     )
@@ -97,6 +98,14 @@ class LinkSettings(BaseSettings):
             " (LINK_MAX_REQUEST_BYTES)."
         ),
     )
+
+    @field_validator("broker")
+    @classmethod
+    def _blank_broker_is_unset(cls, broker: str | None) -> str | None:
+        """Read an empty LINK_BROKER as unset: embedded mode, as the README says."""
+        if broker is None or not broker.strip():
+            return None
+        return broker.strip()
 
     def source_credentials(self) -> tuple[str, str]:
         """Return the source user and password, or say which variable is missing."""

@@ -1,7 +1,9 @@
 """Contains the three link services, each a faust application."""
 
 import logging
+import sys
 import warnings
+from typing import NoReturn
 
 # The services are configured through the environment (DJ_*, LINK_*), not a
 # datajoint.json, and run against MariaDB on purpose: DataJoint's warnings
@@ -14,6 +16,19 @@ warnings.filterwarnings("ignore", message="MariaDB is not officially supported")
 logging.getLogger("datajoint").propagate = False
 
 
+CONFIGURATION_EXIT_CODE = 2
+"""How a service ends when its configuration is wrong."""
+
+
+def end_with_configuration_error(program: str, reason: str) -> NoReturn:
+    """End the service with one line on stderr naming what is wrong."""
+    print(
+        f"{program}: configuration error: {' '.join(reason.split())}",
+        file=sys.stderr,
+    )
+    raise SystemExit(CONFIGURATION_EXIT_CODE) from None
+
+
 def _import_datajoint_or_exit() -> None:
     """Import DataJoint now, ending a service with one line if DJ_* is bad.
 
@@ -21,8 +36,6 @@ def _import_datajoint_or_exit() -> None:
     traceback; the services name a bad variable in one line instead, as they do
     for LINK_* (services.runtime.serve).
     """
-    import sys
-
     from pydantic import ValidationError
 
     try:
@@ -36,11 +49,7 @@ def _import_datajoint_or_exit() -> None:
         program = sys.argv[0].rsplit("/", 1)[-1]
         if not program.startswith("link-"):
             program = "link service"
-        print(
-            f"{program}: configuration error: Invalid DataJoint settings: {problems}",
-            file=sys.stderr,
-        )
-        raise SystemExit(2) from None
+        end_with_configuration_error(program, f"Invalid DataJoint settings: {problems}")
 
 
 _import_datajoint_or_exit()

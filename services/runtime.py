@@ -39,6 +39,7 @@ from link.domain.events import (
 )
 from link.errors import BrokerError, ConfigurationError, InvalidRequestError, LinkError
 from link.registry import Registry
+from services import end_with_configuration_error
 from services.fetching import shorten_prefetch_backoff
 
 logger = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ class Service:
 
     def __init__(self, name: str, settings: LinkSettings) -> None:
         """Create the faust app; nothing connects before the worker starts."""
-        if settings.broker is None or not settings.broker.strip():
+        if settings.broker is None:
             raise ConfigurationError(
                 "LINK_BROKER is not set, or empty: the services need Kafka."
             )
@@ -411,10 +412,6 @@ class Service:
         self.app.main()
 
 
-CONFIGURATION_EXIT_CODE = 2
-"""How a service ends when its configuration is wrong."""
-
-
 def serve(program: str, create: Callable[[LinkSettings], Service]) -> None:
     """Build a service from the environment and run it until it is stopped.
 
@@ -424,7 +421,5 @@ def serve(program: str, create: Callable[[LinkSettings], Service]) -> None:
     try:
         service = create(load_settings())
     except ConfigurationError as error:
-        reason = " ".join(str(error).split())
-        print(f"{program}: configuration error: {reason}", file=sys.stderr)
-        raise SystemExit(CONFIGURATION_EXIT_CODE) from None
+        end_with_configuration_error(program, str(error))
     service.run()
