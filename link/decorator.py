@@ -48,6 +48,7 @@ from link.executors import (
     EmbeddedExecutor,
     Executor,
     FinishedPull,
+    KafkaClients,
     KafkaExecutor,
     PullHandle,
     PullResult,
@@ -420,6 +421,10 @@ def link(
 
     def decorate(cls: type) -> type[Any]:
         settings = load_settings()
+        # The Kafka clients open while the tables are checked and declared.
+        clients = KafkaClients(settings, settings.broker) if settings.broker else None
+        if clients is not None:
+            clients.open_in_background()
         source = open_source(source_host, settings)
         destination = open_destination()
         source_tables = find_source_tables(
@@ -478,7 +483,7 @@ def link(
         )
         register_link(destination.connection, ref)
         executor: Executor = (
-            KafkaExecutor(ref, settings, settings.broker)
+            KafkaExecutor(ref, settings, settings.broker, clients)
             if settings.broker
             else EmbeddedExecutor(ref, source, destination, settings)
         )

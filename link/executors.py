@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import uuid
 from collections import deque
@@ -408,27 +409,34 @@ class FinishedPull:
         return self._check(self.result)
 
 
-class KafkaExecutor:
-    """Publishes requests to the link services and waits for their outcomes."""
+class KafkaClients:
+    """A link's producer and listener, opened once and kept for every request.
 
-    def __init__(self, ref: LinkRef, settings: LinkSettings, broker: str) -> None:
-        """Keep the broker and topics; the clients open on first use."""
-        self._ref = ref
+    A producer and a listener each need a round of metadata (and the listener
+    its offsets): a single-row pull would mostly wait for them if every
+    request opened its own. The listener stays where it was opened, before
+    the first request: no outcome can slip past it.
+    """
+
+    def __init__(self, settings: LinkSettings, broker: str) -> None:
+        """Keep the broker and topics; nothing connects before it is asked to."""
         self._settings = settings
         self._broker = broker
         self._topics = Topics(settings.topic_prefix)
         self._clients: tuple[Publisher, RequestListener] | None = None
+        self._opened_in: int | None = None
         self._opening: threading.Thread | None = None
         self._opening_error: BaseException | None = None
 
-    def connect_ahead(self) -> None:
-        """Start opening the Kafka clients on a thread of their own.
+    def open_in_background(self) -> None:
+        """Start opening the clients on a thread of their own, and return at once.
 
-        A pull calls this before it reads its keys from the source: the
-        clients' round trips to the broker (topics, offsets, metadata) then
-        overlap that query instead of following it. A failure is raised by
-        the request that needs the clients.
+        The decorator calls this before it declares the link's tables, and a
+        pull before it reads its keys: the clients' round trips to the broker
+        then overlap that work instead of following it. A failure is raised
+        by the request that needs the clients.
         """
+        self._forget_if_forked()
         if self._clients is not None or self._opening is not None:
             return
         self._opening = threading.Thread(
@@ -438,11 +446,12 @@ class KafkaExecutor:
 
     def _open_in_background(self) -> None:
         try:
-            self._clients = self._open_clients()
-        except BaseException as error:  # raised again by _connect, on the caller
+            self._clients = self._open()
+        except BaseException as error:  # raised again by get(), on the caller
             self._opening_error = error
 
-    def _open_clients(self) -> tuple[Publisher, RequestListener]:
+    def _open(self) -> tuple[Publisher, RequestListener]:
+        self._opened_in = os.getpid()
         admin = TopicAdmin(self._broker)
         admin.ensure(self._topics.all(), self._settings.topic_partitions)
         listener = RequestListener(
@@ -454,14 +463,22 @@ class KafkaExecutor:
         )
         return publisher, listener
 
-    def _connect(self) -> tuple[Publisher, RequestListener]:
-        """Return the producer and the listener, opened once for every request.
+    def _forget_if_forked(self) -> None:
+        """Drop clients opened by the parent of a forked process.
 
-        A producer and a listener each need a round of metadata (and the
-        listener its offsets): a single-row pull would mostly wait for them
-        if every request opened its own. The listener stays where it was
-        opened, before the first request: no outcome can slip past it.
+        librdkafka's threads do not survive a fork: the copies would never
+        deliver. They are left unclosed, as closing them would wait on those
+        threads; the child opens its own.
         """
+        if self._opened_in is not None and self._opened_in != os.getpid():
+            self._clients = None
+            self._opening = None
+            self._opening_error = None
+            self._opened_in = None
+
+    def get(self) -> tuple[Publisher, RequestListener]:
+        """Return the producer and the listener, waiting for them if still opening."""
+        self._forget_if_forked()
         if self._opening is not None:
             self._opening.join()
             self._opening = None
@@ -469,8 +486,29 @@ class KafkaExecutor:
             if error is not None:
                 raise error
         if self._clients is None:
-            self._clients = self._open_clients()
+            self._clients = self._open()
         return self._clients
+
+
+class KafkaExecutor:
+    """Publishes requests to the link services and waits for their outcomes."""
+
+    def __init__(
+        self,
+        ref: LinkRef,
+        settings: LinkSettings,
+        broker: str,
+        clients: KafkaClients | None = None,
+    ) -> None:
+        """Keep the link and its clients, which open on first use if not already."""
+        self._ref = ref
+        self._settings = settings
+        self._topics = Topics(settings.topic_prefix)
+        self._clients = clients or KafkaClients(settings, broker)
+
+    def connect_ahead(self) -> None:
+        """Start opening the Kafka clients, unless they are open or opening."""
+        self._clients.open_in_background()
 
     def _publish(
         self,
@@ -478,7 +516,7 @@ class KafkaExecutor:
         requests: Sequence[tuple[Request, bytes]],
         progress: tqdm[Any] | None,
     ) -> PendingRequests:
-        publisher, listener = self._connect()
+        publisher, listener = self._clients.get()
         listener.expect(request.request_id for request, _ in requests)
         for request, message in requests:
             publisher.publish_serialized(topic, request.request_id, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import re
 import secrets
 import threading
@@ -18,7 +19,7 @@ from link.adapters.kafka import Publisher, RequestListener, Topics, ensure_topic
 from link.config import LinkSettings
 from link.domain.events import LinkRef, PullCompleted, RowCounts
 from link.errors import BrokerError
-from link.executors import KafkaExecutor
+from link.executors import KafkaClients, KafkaExecutor
 from services import runtime  # noqa: F401  (shortens the prefetch backoff)
 from services.fetching import PREFETCH_BACKOFF
 from tests.servers import Endpoints
@@ -123,6 +124,34 @@ def test_a_broker_that_cannot_be_reached_fails_the_request_not_the_connect_ahead
 
     with pytest.raises(BrokerError, match=re.escape("127.0.0.1:9")):
         executor.delete([{"row_id": 1}])
+
+
+def _publish_one(clients: KafkaClients, topic: str) -> None:
+    publisher, _listener = clients.get()
+    publisher.publish(topic, "from-the-child", _completion("from-the-child"))
+    publisher.flush(timeout=5.0)  # raises BrokerError when nothing is delivered
+
+
+def test_clients_opened_before_a_fork_are_opened_anew_in_the_child(
+    endpoints: Endpoints, fresh_topics: Topics
+) -> None:
+    # The decorator opens the clients at import time, typically before a
+    # worker pool forks; the parent's librdkafka threads do not survive the
+    # fork, so a child using its copies would never deliver.
+    clients = KafkaClients(
+        LinkSettings(topic_prefix=fresh_topics.prefix), endpoints.broker
+    )
+    clients.open_in_background()
+    parents = clients.get()
+
+    child = multiprocessing.get_context("fork").Process(
+        target=_publish_one, args=(clients, fresh_topics.completions)
+    )
+    child.start()
+    child.join(timeout=30)
+
+    assert child.exitcode == 0, "the child could not publish with its clients"
+    assert clients.get() is parents, "the parent keeps its own clients"
 
 
 def test_the_services_consumers_fetch_with_the_short_prefetch_backoff(
