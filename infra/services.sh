@@ -14,6 +14,8 @@ RUN=$LINK_STATE_DIR/run
 
 start() {
   local name pid started=()
+  # Where each log ends before this start: a failure shows this start's lines only.
+  local -A log_start=()
   for name in "${SERVICES[@]}"; do
     [[ -x $BIN/$name ]] || die "$BIN/$name not found: run 'make venv' first"
   done
@@ -25,6 +27,7 @@ start() {
       log "$name: already running (pid $pid)"
       continue
     fi
+    log_start[$name]=$(stat -c %s "$LOGS/$name.log" 2>/dev/null || echo 0)
     # setsid: survive the terminal; the log is appended so restarts keep history.
     setsid "$BIN/$name" >>"$LOGS/$name.log" 2>&1 </dev/null &
     echo $! >"$RUN/$name.pid"
@@ -37,7 +40,7 @@ start() {
     if pid=$(live_pid "$RUN/$name.pid" "$BIN/$name" 2>/dev/null); then
       log "$name: started (pid $pid), log $LOGS/$name.log"
     else
-      tail -n 20 "$LOGS/$name.log" >&2 || true
+      tail -c +"$((log_start[$name] + 1))" "$LOGS/$name.log" | tail -n 20 >&2 || true
       die "$name exited at start-up (log above: $LOGS/$name.log)"
     fi
   done
