@@ -14,6 +14,7 @@ from typing import Any
 from link.adapters.kafka import Topics
 from link.domain.events import (
     BatchTransferred,
+    BatchTransferredV1,
     DeadLetter,
     DeletionCompleted,
     DeletionCompletedV1,
@@ -24,8 +25,10 @@ from link.domain.events import (
     PullRequested,
     PullRequestedV1,
     PullStarted,
+    PullStartedV1,
     RequestRejected,
     TransferRequested,
+    TransferRequestedV1,
 )
 
 KAFKA_BINDING_VERSION = "0.5.0"
@@ -86,24 +89,26 @@ def channels(topics: Topics) -> tuple[Channel, ...]:
             "transfers",
             topics.transfers,
             "request_id/batch_index, so that batches spread over the workers",
-            (TransferRequested,),
+            (TransferRequested, TransferRequestedV1),
             receive=True,
             send=True,
             description=(
                 "Batches of activated rows, shared by the transfer workers of one"
-                " consumer group. Internal to the services."
+                " consumer group. Internal to the services. Version 1, from older"
+                " services, is read as version 2."
             ),
         ),
         Channel(
             "pullProgress",
             topics.pull_progress,
             "the request's request_id",
-            (PullStarted, BatchTransferred),
+            (PullStarted, PullStartedV1, BatchTransferred, BatchTransferredV1),
             receive=True,
             send=True,
             description=(
                 "How far each pull has come; the library follows it for its"
-                " progress bar. Written by the services only."
+                " progress bar. Written by the services only. Version 1, from"
+                " older services, is read as version 2."
             ),
         ),
         Channel(

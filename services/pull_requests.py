@@ -11,11 +11,11 @@ request id.
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import partial
 
 from faust.types import EventT, StreamT
-from pydantic import RootModel
 
 from link.adapters.kafka import MAX_MESSAGE_BYTES
 from link.config import LinkSettings
@@ -34,10 +34,6 @@ from services.runtime import Service, parse, serve
 logger = logging.getLogger(__name__)
 
 ProgressEvent = PullStarted | BatchTransferred
-
-
-class ProgressEnvelope(RootModel[ProgressEvent]):
-    """Either kind of event on the progress topic, told apart by its type."""
 
 
 def create_service(settings: LinkSettings) -> Service:
@@ -63,6 +59,9 @@ def create_service(settings: LinkSettings) -> Service:
         # all of them with one pull-request worker.
         known = progress_table.get(request.request_id)
         asked = fingerprint(request)
+        # Where this message lies in its topic: Kafka delivers the same
+        # message again only when a worker stopped before finishing it.
+        position = f"{event.message.partition}/{event.message.offset}"
         if known is not None:
             progress = PullProgress.model_validate(known)
             if progress.fingerprint not in (None, asked):
@@ -74,20 +73,39 @@ def create_service(settings: LinkSettings) -> Service:
                 await service.send(
                     service.completions, request.request_id, progress.outcome
                 )
-            logger.info(
-                "link %s request %s: repeated request, %s",
+                logger.info(
+                    "link %s request %s: repeated request, answered again",
+                    link_name(request.link),
+                    request.request_id,
+                )
+                return
+            if progress.start is not None and progress.start.started_from != position:
+                logger.info(
+                    "link %s request %s: repeated request, first one under way",
+                    link_name(request.link),
+                    request.request_id,
+                )
+                return
+            # Either this very message was started before and its pull is not
+            # complete (the worker that started it may have stopped before
+            # handing over every batch), or only batch results of the request
+            # are known (its start was lost with its worker). A new attempt
+            # hands every batch over; rows shared before count already shared.
+            logger.warning(
+                "link %s request %s: delivered again before its pull completed;"
+                " starting it again",
                 link_name(request.link),
                 request.request_id,
-                "answered again" if progress.outcome else "first one under way",
             )
-            return
 
         def activate() -> StartedPull:
             gateway = service.databases.gateway(request.link)
             return start_pull(request, gateway, settings.batch_size)
 
         started = await service.databases.run(activate)
-        started_event = started.started.model_copy(update={"fingerprint": asked})
+        started_event = started.started.model_copy(
+            update={"fingerprint": asked, "started_from": position}
+        )
         await service.send(progress_topic, request.request_id, started_event)
         for batch in started.batches:
             await service.send(
@@ -145,9 +163,18 @@ def link_name(link: LinkRef | str) -> str:
 
 
 def parse_progress(payload: bytes | None) -> ProgressEvent:
-    """Parse a progress event of either kind."""
-    envelope: ProgressEnvelope = parse(ProgressEnvelope, payload, MAX_MESSAGE_BYTES)
-    return envelope.root
+    """Parse a progress event of either kind, of any version the service reads."""
+    try:
+        document = json.loads(payload or b"")
+    except ValueError:
+        document = None
+    kind = document.get("type") if isinstance(document, dict) else None
+    model: type[ProgressEvent] = (
+        BatchTransferred if kind == "BatchTransferred" else PullStarted
+    )
+    # Anything else is refused by the parse, with its reason.
+    event: ProgressEvent = parse(model, payload, MAX_MESSAGE_BYTES)
+    return event
 
 
 def main() -> None:

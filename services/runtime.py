@@ -31,6 +31,7 @@ from link.adapters.kafka import MAX_MESSAGE_BYTES, Topics, ensure_topics
 from link.adapters.servers import open_destination, open_source
 from link.config import LinkSettings, load_settings
 from link.domain.events import (
+    EVENT_VERSIONS,
     REQUEST_VERSIONS,
     DeadLetter,
     LinkRef,
@@ -175,7 +176,9 @@ def parse(model: type[BaseModel], payload: bytes | None, limit: int) -> Any:
         raise InvalidRequestError(f"The message is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise InvalidRequestError("The message is not a JSON object.")
-    versions = REQUEST_VERSIONS.get(model.__name__)
+    versions = REQUEST_VERSIONS.get(model.__name__) or EVENT_VERSIONS.get(
+        model.__name__
+    )
     if versions is not None:
         version = document.get("schema_version", max(versions))
         if version not in versions:

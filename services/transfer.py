@@ -73,6 +73,7 @@ def create_service(settings: LinkSettings) -> Service:
         failed = BatchTransferred(
             request_id=request.request_id,
             link_id=request.link.link_id,
+            attempt=request.attempt,
             batch_index=request.batch_index,
             batch_count=request.batch_count,
             counts=RowCounts(failed=len(request.keys)),

@@ -28,6 +28,9 @@ RequestId = Annotated[
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_#~$-]+$")
 ]
+AttemptId = Annotated[
+    str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9._:-]*$")
+]
 HostAndPort = Annotated[
     str,
     StringConstraints(
@@ -154,8 +157,40 @@ class TransferRequested(Message):
 
     Published to ``link.transfers`` by the pull-request service, keyed by
     ``request_id/batch_index`` so that the batches of one pull spread over the
-    transfer workers of the consumer group.
+    transfer workers of the consumer group. Version 2 adds ``attempt``;
+    version 1, which older services send, is read as attempt ``""``.
     """
+
+    schema_version: Literal[2] = Field(  # type: ignore[assignment]
+        default=2, description="Version of this message's schema."
+    )
+    type: Literal["TransferRequested"] = "TransferRequested"
+    request_id: RequestId
+    link: LinkRef
+    attempt: AttemptId = Field(
+        default="",
+        description="The start of the request that cut this batch (see"
+        " PullStarted.attempt); the batch's result names it again.",
+    )
+    batch_index: int = Field(ge=0)
+    batch_count: int = Field(ge=1)
+    keys: list[PrimaryKey] = Field(min_length=1)
+
+
+class TransferRequestedV1(Message):
+    """Version 1 of TransferRequested: no attempt. Read as version 2."""
+
+    # Published in transfer-requested.v1.json under these words, which must
+    # not change: the schema of a published version is frozen.
+    model_config = ConfigDict(
+        title="TransferRequested",
+        json_schema_extra={
+            "description": "One batch of activated rows for the transfer service"
+            " to copy.\n\nPublished to ``link.transfers`` by the pull-request"
+            " service, keyed by\n``request_id/batch_index`` so that the batches of"
+            " one pull spread over the\ntransfer workers of the consumer group."
+        },
+    )
 
     type: Literal["TransferRequested"] = "TransferRequested"
     request_id: RequestId
@@ -163,6 +198,12 @@ class TransferRequested(Message):
     batch_index: int = Field(ge=0)
     batch_count: int = Field(ge=1)
     keys: list[PrimaryKey] = Field(min_length=1)
+
+    def upcast(self) -> TransferRequested:
+        """Return the same batch as version 2, of attempt ``""``."""
+        return TransferRequested.model_validate(
+            self.model_dump(exclude={"schema_version"})
+        )
 
 
 class Counts(BaseModel):
@@ -205,8 +246,54 @@ class PullStarted(Message):
 
     Published to ``link.pull-progress``, keyed by ``request_id``. ``counts``
     holds the rows settled without a transfer (already shared, deprecated,
-    failed); the rest travel in ``batch_count`` transfer batches.
+    failed); the rest travel in ``batch_count`` transfer batches. Version 2
+    adds ``attempt`` and ``started_from``: a request whose start was cut
+    short (a pull-request worker stopped mid-way) is started again, and only
+    the latest attempt's batches count. Version 1, which older services send,
+    is read as attempt ``""``.
     """
+
+    schema_version: Literal[2] = Field(  # type: ignore[assignment]
+        default=2, description="Version of this message's schema."
+    )
+    type: Literal["PullStarted"] = "PullStarted"
+    request_id: RequestId
+    link_id: str
+    attempt: AttemptId = Field(
+        default="",
+        description="Names this start of the request. A later start of the same"
+        " request, with another attempt, replaces it: the batches of the"
+        " earlier attempt no longer count.",
+    )
+    started_from: str | None = Field(
+        default=None,
+        description="The request message that this attempt started from, as"
+        " partition/offset of the pull-requests topic; null in embedded mode.",
+    )
+    requested: int = Field(ge=0, description="Rows the request named.")
+    batch_count: int = Field(ge=0)
+    counts: RowCounts
+    failures: list[RowFailure] = Field(default_factory=list)
+    fingerprint: str | None = Field(
+        default=None,
+        description="Digest of the request's link and keys, to tell a repeated"
+        " request from a different one under the same id.",
+    )
+
+
+class PullStartedV1(Message):
+    """Version 1 of PullStarted: no attempt. Read as version 2."""
+
+    model_config = ConfigDict(
+        title="PullStarted",
+        json_schema_extra={
+            "description": "The pull-request service activated the rows of a"
+            " request.\n\nPublished to ``link.pull-progress``, keyed by"
+            " ``request_id``. ``counts``\nholds the rows settled without a"
+            " transfer (already shared, deprecated,\nfailed); the rest travel in"
+            " ``batch_count`` transfer batches."
+        },
+    )
 
     type: Literal["PullStarted"] = "PullStarted"
     request_id: RequestId
@@ -221,12 +308,46 @@ class PullStarted(Message):
         " request from a different one under the same id.",
     )
 
+    def upcast(self) -> PullStarted:
+        """Return the same start as version 2, of attempt ``""``."""
+        return PullStarted.model_validate(self.model_dump(exclude={"schema_version"}))
+
 
 class BatchTransferred(Message):
     """The transfer service finished one batch of a pull.
 
-    Published to ``link.pull-progress``, keyed by ``request_id``.
+    Published to ``link.pull-progress``, keyed by ``request_id``. Version 2
+    adds ``attempt``; version 1, which older services send, is read as
+    attempt ``""``.
     """
+
+    schema_version: Literal[2] = Field(  # type: ignore[assignment]
+        default=2, description="Version of this message's schema."
+    )
+    type: Literal["BatchTransferred"] = "BatchTransferred"
+    request_id: RequestId
+    link_id: str
+    attempt: AttemptId = Field(
+        default="",
+        description="The start of the request that cut this batch (see"
+        " PullStarted.attempt).",
+    )
+    batch_index: int = Field(ge=0)
+    batch_count: int = Field(ge=1)
+    counts: RowCounts
+    failures: list[RowFailure] = Field(default_factory=list)
+
+
+class BatchTransferredV1(Message):
+    """Version 1 of BatchTransferred: no attempt. Read as version 2."""
+
+    model_config = ConfigDict(
+        title="BatchTransferred",
+        json_schema_extra={
+            "description": "The transfer service finished one batch of a pull."
+            "\n\nPublished to ``link.pull-progress``, keyed by ``request_id``."
+        },
+    )
 
     type: Literal["BatchTransferred"] = "BatchTransferred"
     request_id: RequestId
@@ -235,6 +356,12 @@ class BatchTransferred(Message):
     batch_count: int = Field(ge=1)
     counts: RowCounts
     failures: list[RowFailure] = Field(default_factory=list)
+
+    def upcast(self) -> BatchTransferred:
+        """Return the same result as version 2, of attempt ``""``."""
+        return BatchTransferred.model_validate(
+            self.model_dump(exclude={"schema_version"})
+        )
 
 
 class PullCompleted(Message):
@@ -416,8 +543,11 @@ PUBLIC_MESSAGES: tuple[type[Message], ...] = (
     PullRequested,
     PullRequestedV1,
     TransferRequested,
+    TransferRequestedV1,
     PullStarted,
+    PullStartedV1,
     BatchTransferred,
+    BatchTransferredV1,
     PullCompleted,
     DeletionRequested,
     DeletionRequestedV1,
@@ -431,11 +561,14 @@ PUBLIC_MESSAGES: tuple[type[Message], ...] = (
 REQUEST_VERSIONS: dict[str, dict[int, type[Message]]] = {
     "PullRequested": {1: PullRequestedV1, 2: PullRequested},
     "DeletionRequested": {1: DeletionRequestedV1, 2: DeletionRequested},
+    "TransferRequested": {1: TransferRequestedV1, 2: TransferRequested},
 }
 """The versions of each request that the services read, oldest first."""
 
 EVENT_VERSIONS: dict[str, dict[int, type[Message]]] = {
     "DeletionCompleted": {1: DeletionCompletedV1, 2: DeletionCompleted},
+    "PullStarted": {1: PullStartedV1, 2: PullStarted},
+    "BatchTransferred": {1: BatchTransferredV1, 2: BatchTransferred},
 }
 """The versions of each event that the library reads, where it reads more than
 one, oldest first; of every other event it reads version 1 only."""

@@ -10,6 +10,7 @@ asks the lifecycle what to do, so that a repeated message does nothing harmful.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -84,8 +85,10 @@ def start_pull(
     Rows pulled for the first time, the usual case, are activated in one
     all-or-nothing step without looking at them first. When any of them is
     not Unshared, nothing is changed by that step and every row is observed
-    and decided on its own.
+    and decided on its own. Each call is a new attempt at the request, with
+    an attempt id of its own in the start and in every batch.
     """
+    attempt = uuid.uuid4().hex
     codec = gateway.codec
     keys = canonical_keys(codec, request.keys)
     tally = _Tally()
@@ -101,6 +104,7 @@ def start_pull(
         TransferRequested(
             request_id=request.request_id,
             link=gateway.link,
+            attempt=attempt,
             batch_index=index,
             batch_count=len(slices),
             keys=[codec.to_message(key) for key in batch],
@@ -110,6 +114,7 @@ def start_pull(
     started = PullStarted(
         request_id=request.request_id,
         link_id=gateway.link.link_id,
+        attempt=attempt,
         requested=len(keys),
         batch_count=len(batches),
         counts=tally.row_counts(),
@@ -282,6 +287,7 @@ def _transfer_batch(
     result = BatchTransferred(
         request_id=request.request_id,
         link_id=gateway.link.link_id,
+        attempt=request.attempt,
         batch_index=request.batch_index,
         batch_count=request.batch_count,
         counts=tally.row_counts(),

@@ -51,11 +51,13 @@ def redrive_pull(
 ) -> RedrivenPull:
     """Cut stuck activated rows into transfer batches under a new request id."""
     request_id = f"redrive-{uuid.uuid4().hex}"
+    attempt = uuid.uuid4().hex
     slices = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
     batches = [
         TransferRequested(
             request_id=request_id,
             link=link,
+            attempt=attempt,
             batch_index=index,
             batch_count=len(slices),
             keys=[codec.to_message(key) for key in batch],
@@ -65,6 +67,7 @@ def redrive_pull(
     started = PullStarted(
         request_id=request_id,
         link_id=link.link_id,
+        attempt=attempt,
         requested=len(keys),
         batch_count=len(batches),
         counts=RowCounts(),

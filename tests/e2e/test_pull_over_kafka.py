@@ -14,7 +14,14 @@ from tqdm import tqdm
 
 from demo.pipeline import SourcePipeline
 from link.adapters.kafka import Topics
-from link.domain.events import LinkRef, PullRequested, RowCounts
+from link.domain.events import (
+    LinkRef,
+    PullRequested,
+    PullStarted,
+    RowCounts,
+    TransferRequested,
+    fingerprint,
+)
 from link.errors import InvalidRequestError
 from tests.conftest import SchemaNames
 from tests.e2e.conftest import RunningServices
@@ -264,3 +271,108 @@ def test_a_request_published_twice_is_carried_out_once(
     third = outcomes_of(request.request_id)[2]
     assert third["type"] == "RequestRejected"
     assert "different request" in third["reason"]
+
+
+def test_a_request_whose_start_was_cut_short_is_started_again_and_completes(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+    source_admin: dj.Instance,
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    ref = table._link_context.ref
+    topics = Topics(over_kafka.topic_prefix)
+    keys: list[dict[str, Any]] = [
+        {"subject_id": 2, "session_idx": index} for index in range(3)
+    ]
+    request = PullRequested(
+        request_id=f"cut-short-{uuid.uuid4().hex}", link=ref, keys=keys
+    )
+    producer = Producer({"bootstrap.servers": endpoints.broker})
+    # The request will lie at the end of partition 0 of the requests topic:
+    # nothing else publishes requests while this test runs.
+    watcher = Consumer({"bootstrap.servers": endpoints.broker, "group.id": "probe"})
+    _low, end = watcher.get_watermark_offsets(
+        TopicPartition(topics.pull_requests, 0), timeout=10
+    )
+    watcher.close()
+    attempt = "stopped-mid-way"
+
+    # What a pull-request worker did before it stopped: it activated the rows,
+    # announced a start of two batches from that message, and handed over the
+    # first batch only.
+    helper = f"`{schema_names.helper}`.`outbound`"
+    source_admin.connection.query(
+        f"INSERT INTO {helper} (subject_id, session_idx, process)"
+        " VALUES (2, 0, 'PULL'), (2, 1, 'PULL'), (2, 2, 'PULL')"
+    )
+    cut_short = PullStarted(
+        request_id=request.request_id,
+        link_id=ref.link_id,
+        attempt=attempt,
+        started_from=f"0/{end}",
+        requested=3,
+        batch_count=2,
+        counts=RowCounts(),
+        fingerprint=fingerprint(request),
+    )
+    first_batch = TransferRequested(
+        request_id=request.request_id,
+        link=ref,
+        attempt=attempt,
+        batch_index=0,
+        batch_count=2,
+        keys=keys[:2],
+    )
+    producer.produce(
+        topics.pull_progress,
+        key=request.request_id.encode(),
+        value=cut_short.model_dump_json().encode(),
+    )
+    producer.produce(
+        topics.transfers,
+        key=f"{request.request_id}/0".encode(),
+        value=first_batch.model_dump_json().encode(),
+    )
+    producer.flush(10)
+
+    def shared(condition: str) -> int:
+        (count,) = source_admin.connection.query(
+            f"SELECT COUNT(*) FROM {helper} WHERE {condition} AND process = 'NONE'"
+        ).fetchone()
+        return int(count)
+
+    assert wait_until(lambda: shared("subject_id = 2 AND session_idx < 2") == 2)
+
+    # Kafka delivers the request message again once the worker is gone.
+    producer.produce(
+        topics.pull_requests,
+        key=request.request_id.encode(),
+        value=request.model_dump_json().encode(),
+        partition=0,
+    )
+    producer.flush(10)
+
+    def outcomes() -> list[Any]:
+        events = read_topic(endpoints.broker, topics.completions, 10_000, timeout=3)
+        return [e for e in events if e.get("request_id") == request.request_id]
+
+    assert wait_until(lambda: bool(outcomes()), timeout=60), (
+        "the request never completed:\n" + over_kafka.log_tail("pull_requests")
+    )
+    (outcome,) = outcomes()
+    counts = RowCounts.model_validate(outcome["counts"])
+    assert outcome["type"] == "PullCompleted"
+    # The first attempt's two rows count already shared; the third row is
+    # shared by the new attempt, or by the reconciler's re-drive before it.
+    assert counts.already_shared >= 2
+    assert counts.shared + counts.already_shared == 3
+    assert "delivered again before its pull completed" in over_kafka.log_tail(
+        "pull_requests", lines=400
+    )
+    assert shared("subject_id = 2") == 3
+    assert_rows_equal(
+        fetch_sorted(pipeline.Session, "subject_id = 2"),
+        fetch_sorted(table() & "subject_id = 2"),
+    )

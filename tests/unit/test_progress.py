@@ -29,11 +29,13 @@ def started(
     counts: RowCounts | None = None,
     failed: list[RowFailure] | None = None,
     requested: int = 10,
+    attempt: str = "first",
 ) -> PullStarted:
     """Return the start event of the pull."""
     return PullStarted(
         request_id=REQUEST_ID,
         link_id=LINK_ID,
+        attempt=attempt,
         requested=requested,
         batch_count=batch_count,
         counts=counts or RowCounts(),
@@ -46,11 +48,13 @@ def batch(
     count: int,
     counts: RowCounts | None = None,
     failed: list[RowFailure] | None = None,
+    attempt: str = "first",
 ) -> BatchTransferred:
     """Return the event of one finished batch."""
     return BatchTransferred(
         request_id=REQUEST_ID,
         link_id=LINK_ID,
+        attempt=attempt,
         batch_index=index,
         batch_count=count,
         counts=counts or RowCounts(shared=1),
@@ -223,3 +227,91 @@ def test_a_fingerprint_is_the_same_in_every_release() -> None:
     assert fingerprint(request) == (
         "032dd6460656b7df4bf4fc0fe07256b051fdcd4efe12e577d95686050a7fbe71"
     )
+
+
+def test_a_later_attempt_replaces_an_unfinished_one_and_its_batches() -> None:
+    # The first attempt handed over one batch of two, then its worker stopped;
+    # the second found those rows shared and sends the other rows again.
+    progress = PullProgress(request_id=REQUEST_ID)
+    progress = progress.with_start(started(2, attempt="first"))
+    progress = progress.with_batch(batch(0, 2, RowCounts(shared=5), attempt="first"))
+
+    progress = progress.with_start(
+        started(1, RowCounts(already_shared=5), attempt="second")
+    )
+    waiting = progress.completion()
+    progress = progress.with_batch(batch(0, 1, RowCounts(shared=5), attempt="second"))
+    completed = progress.completion()
+
+    assert waiting is None, "the first attempt's batch 0 is not the second's"
+    assert completed is not None
+    assert completed.counts == RowCounts(shared=5, already_shared=5)
+
+
+def test_events_of_a_replaced_attempt_change_nothing_when_they_come_again() -> None:
+    # A restarted progress follower reads events again that the table holds
+    # already: the first attempt's start must not take the place of the second.
+    progress = PullProgress(request_id=REQUEST_ID)
+    progress = progress.with_start(started(2, attempt="first"))
+    progress = progress.with_start(started(1, attempt="second"))
+
+    again = progress.with_start(started(2, attempt="first"))
+    again = again.with_batch(batch(0, 2, attempt="first"))
+    again = again.with_batch(batch(1, 2, attempt="first"))
+
+    assert again == progress
+    assert again.completion() is None
+
+
+def test_batches_of_an_attempt_whose_start_is_not_in_yet_wait_for_it() -> None:
+    progress = PullProgress(request_id=REQUEST_ID)
+    progress = progress.with_start(started(1, attempt="first"))
+    progress = progress.with_batch(batch(0, 1, RowCounts(shared=2), attempt="second"))
+    before_its_start = progress.completion()
+
+    progress = progress.with_start(started(1, attempt="second"))
+    completed = progress.completion()
+
+    assert before_its_start is None, "a batch of another attempt completes nothing"
+    assert completed is not None
+    assert completed.counts == RowCounts(shared=2)
+    assert progress.early == []
+
+
+def test_progress_kept_by_an_older_release_is_read() -> None:
+    # The pull-request service's table holds progress as JSON; a release
+    # before attempts kept version 1 events in it.
+    first_batch: dict[str, object] = {
+        "schema_version": 1,
+        "type": "BatchTransferred",
+        "request_id": REQUEST_ID,
+        "link_id": LINK_ID,
+        "batch_index": 0,
+        "batch_count": 2,
+        "counts": {"shared": 1},
+    }
+    kept = {
+        "request_id": REQUEST_ID,
+        "link_id": LINK_ID,
+        "start": {
+            "schema_version": 1,
+            "type": "PullStarted",
+            "request_id": REQUEST_ID,
+            "link_id": LINK_ID,
+            "requested": 3,
+            "batch_count": 2,
+            "counts": {"already_shared": 1},
+        },
+        "batches": {"0": first_batch},
+    }
+
+    progress = PullProgress.model_validate(kept)
+    progress = progress.with_batch(
+        BatchTransferred.model_validate(
+            {**first_batch, "schema_version": 2, "batch_index": 1}
+        )
+    )
+    completed = progress.completion()
+
+    assert completed is not None
+    assert completed.counts == RowCounts(shared=2, already_shared=1)

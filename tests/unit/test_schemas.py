@@ -18,6 +18,7 @@ from jsonschema import (  # type: ignore[import-untyped, unused-ignore]
 from link.domain.events import (
     PUBLIC_MESSAGES,
     BatchTransferred,
+    BatchTransferredV1,
     DeadLetter,
     DeletionCompleted,
     DeletionCompletedV1,
@@ -31,10 +32,12 @@ from link.domain.events import (
     PullRequested,
     PullRequestedV1,
     PullStarted,
+    PullStartedV1,
     RequestRejected,
     RowCounts,
     RowFailure,
     TransferRequested,
+    TransferRequestedV1,
 )
 from link.schemas_export import (
     ASYNCAPI_FILE,
@@ -73,9 +76,27 @@ EXAMPLES: dict[type[Message], Message] = {
         request_id="request-2", link=LINK, keys=KEYS, requested_at=AT
     ),
     TransferRequested: TransferRequested(
+        request_id="request-1",
+        link=LINK,
+        attempt="5f0c9a",
+        batch_index=1,
+        batch_count=2,
+        keys=KEYS,
+    ),
+    TransferRequestedV1: TransferRequestedV1(
         request_id="request-1", link=LINK, batch_index=1, batch_count=2, keys=KEYS
     ),
     PullStarted: PullStarted(
+        request_id="request-1",
+        link_id=LINK.link_id,
+        attempt="5f0c9a",
+        started_from="3/1041",
+        requested=8,
+        batch_count=2,
+        counts=RowCounts(already_shared=2, failed=1),
+        failures=FAILURES,
+    ),
+    PullStartedV1: PullStartedV1(
         request_id="request-1",
         link_id=LINK.link_id,
         requested=8,
@@ -84,6 +105,14 @@ EXAMPLES: dict[type[Message], Message] = {
         failures=FAILURES,
     ),
     BatchTransferred: BatchTransferred(
+        request_id="request-1",
+        link_id=LINK.link_id,
+        attempt="5f0c9a",
+        batch_index=0,
+        batch_count=2,
+        counts=RowCounts(shared=3, tainted=1, deprecated=1),
+    ),
+    BatchTransferredV1: BatchTransferredV1(
         request_id="request-1",
         link_id=LINK.link_id,
         batch_index=0,
@@ -137,8 +166,18 @@ PUBLISHED = {
     "deletion-completed.v1.json": (
         "ecbca527143a330223a5c5473046d9f2a66481f5f9ee4488427632deacc37b91"
     ),
+    "transfer-requested.v1.json": (
+        "7f55ade5c221c9a05c7347f1623520a4d5dcc39f2c237f33994cf9bf48de58cb"
+    ),
+    "pull-started.v1.json": (
+        "9fdec5854e0168cc858781f2eb8553288d5aaa19d23f33a367367d9772a9b786"
+    ),
+    "batch-transferred.v1.json": (
+        "3a55cb4848a064db20e684f7620925bfdd8a56106ab10a81b2e713a25e691db1"
+    ),
 }
-"""SHA-256 of schema files as first published (this one at e139abb)."""
+"""SHA-256 of schema files as first published (deletion-completed at e139abb,
+the three progress and transfer files at 8ea1d0a)."""
 
 
 def published_schema(model: type[Message]) -> dict[str, Any]:
@@ -296,6 +335,24 @@ def test_a_version_1_deletion_outcome_has_no_orphaned_count() -> None:
     assert not validator.is_valid(instance)
     with pytest.raises(pydantic.ValidationError):
         DeletionCompletedV1.model_validate(instance)
+
+
+@pytest.mark.parametrize(
+    "older", [TransferRequestedV1, PullStartedV1, BatchTransferredV1]
+)
+def test_a_version_1_progress_message_is_read_as_attempt_blank(
+    older: type[TransferRequestedV1 | PullStartedV1 | BatchTransferredV1],
+) -> None:
+    old = EXAMPLES[older]
+    assert isinstance(old, older)
+
+    new = old.upcast()
+
+    assert new.schema_version == 2
+    assert new.attempt == ""
+    assert new.model_dump(
+        exclude={"schema_version", "attempt", "started_from"}
+    ) == old.model_dump(exclude={"schema_version"})
 
 
 def test_a_version_2_request_may_name_a_registered_link() -> None:

@@ -171,7 +171,15 @@ def test_a_repeated_pull_request_continues_the_pull(gateway: InMemoryGateway) ->
 
     second = start_pull(pull_request(1, 2), gateway, batch_size=10)
 
-    assert second == first
+    # The same rows travel again, under an attempt of their own.
+    assert second.started.attempt != first.started.attempt
+    assert {batch.attempt for batch in second.batches} == {second.started.attempt}
+    assert second.started.model_copy(update={"attempt": ""}) == (
+        first.started.model_copy(update={"attempt": ""})
+    )
+    assert [batch.keys for batch in second.batches] == [
+        batch.keys for batch in first.batches
+    ]
     assert gateway.state(1) is State.ACTIVATED
 
 
