@@ -83,6 +83,15 @@ class LinkSettings(BaseSettings):
             " two scans."
         ),
     )
+    outcome_retention: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description=(
+            "Seconds the pull-request service keeps a completed request's outcome"
+            " to answer its id again (LINK_OUTCOME_RETENTION); afterwards a"
+            " request under that id is carried out anew."
+        ),
+    )
     registry: Path | None = Field(
         default=None,
         description=(

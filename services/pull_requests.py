@@ -11,6 +11,7 @@ request id.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 from functools import partial
@@ -26,7 +27,7 @@ from link.domain.events import (
     PullStarted,
     fingerprint,
 )
-from link.domain.progress import PullProgress
+from link.domain.progress import PullProgress, completed_before
 from link.errors import InvalidRequestError
 from link.service_layer.pulls import StartedPull, start_pull
 from services.runtime import Service, parse, serve
@@ -153,8 +154,41 @@ def create_service(settings: LinkSettings) -> Service:
             )
         progress_table[request_id] = progress.model_dump(mode="json")
 
-    _ = (take_pull_requests, follow_progress)
+    # faust's timer decorator carries no type information.
+    @service.app.timer(  # type: ignore[untyped-decorator]
+        interval=sweep_interval(settings.outcome_retention)
+    )
+    async def forget_old_outcomes() -> None:
+        # Outcomes are kept to answer a repeated request id; without an end
+        # the table, held in memory and replayed at start-up, would only grow.
+        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
+            seconds=settings.outcome_retention
+        )
+        expired = [
+            request_id
+            for request_id, kept in list(progress_table.items())
+            if completed_before(kept, cutoff)
+        ]
+        for request_id in expired:
+            del progress_table[request_id]
+        if expired:
+            logger.info(
+                "forgot the outcomes of %d request(s) completed before %s",
+                len(expired),
+                cutoff.isoformat(timespec="seconds"),
+            )
+
+    _ = (take_pull_requests, follow_progress, forget_old_outcomes)
     return service
+
+
+def sweep_interval(retention: float) -> float:
+    """Return the seconds between sweeps of old outcomes: a tenth of the retention.
+
+    At least a second, at most an hour: an outcome is forgotten at most that
+    long after its retention ends.
+    """
+    return min(max(retention / 10, 1.0), 3600.0)
 
 
 def link_name(link: LinkRef | str) -> str:

@@ -280,10 +280,19 @@ class Service:
         return Databases(self.settings, self.registry)
 
     def table(self, name: str) -> faust.types.TableT[str, Any]:
-        """Return a faust table partitioned like the link's topics."""
+        """Return a faust table partitioned like the link's topics.
+
+        Its changelog is partitioned by key, as the services' producers
+        partition the topics: a key's entry is where its events are, and it
+        can be removed outside of an event too (see the pull-request service's
+        sweep of old outcomes).
+        """
         self.changelogs.append(f"{self.app.conf.id}-{name}-changelog")
         return self.app.Table(
-            name, default=None, partitions=self.settings.topic_partitions
+            name,
+            default=None,
+            partitions=self.settings.topic_partitions,
+            use_partitioner=True,
         )
 
     def topic(self, name: str) -> faust.TopicT:

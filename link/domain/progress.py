@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -158,3 +160,24 @@ class PullProgress(BaseModel):
             completed=True,
             outcome=outcome,
         )
+
+
+def completed_before(kept: Mapping[str, Any], moment: datetime.datetime) -> bool:
+    """Return whether progress kept as JSON holds an outcome older than moment.
+
+    Read from the JSON without building the model: the pull-request service
+    checks every request it keeps, and only the completion time matters.
+    """
+    outcome = kept.get("outcome")
+    if not isinstance(outcome, Mapping):
+        return False
+    completed_at = outcome.get("completed_at")
+    if not isinstance(completed_at, str):
+        return False
+    try:
+        when = datetime.datetime.fromisoformat(completed_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when < moment

@@ -29,6 +29,8 @@ DESTINATION_STORE = "our_raw"
 SERVICES = ("pull_requests", "transfer", "deletion_reconciler")
 READY_MARK = "[^Worker]: Ready"
 START_TIMEOUT = 90.0
+OUTCOME_RETENTION = 30.0
+"""Seconds the e2e services keep a completed request's outcome."""
 
 
 @dataclass
@@ -82,6 +84,9 @@ def _service_environment(
         "DJ_USER": endpoints.destination_user,
         "DJ_PASS": endpoints.destination_password,
         "LINK_REDRIVE_INTERVAL": "1",
+        # Short enough for a test to see an outcome forgotten, long enough for
+        # the tests that repeat a request id within it.
+        "LINK_OUTCOME_RETENTION": str(OUTCOME_RETENTION),
         # Small batches, so that a modest pull spreads over several workers.
         "LINK_BATCH_SIZE": "25",
         "PYTHONUNBUFFERED": "1",

@@ -24,7 +24,7 @@ from link.domain.events import (
 )
 from link.errors import InvalidRequestError
 from tests.conftest import SchemaNames
-from tests.e2e.conftest import RunningServices
+from tests.e2e.conftest import OUTCOME_RETENTION, RunningServices
 from tests.helpers import (
     assert_rows_equal,
     fetch_sorted,
@@ -376,3 +376,47 @@ def test_a_request_whose_start_was_cut_short_is_started_again_and_completes(
         fetch_sorted(pipeline.Session, "subject_id = 2"),
         fetch_sorted(table() & "subject_id = 2"),
     )
+
+
+def test_an_outcome_is_forgotten_after_its_retention(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    topics = Topics(over_kafka.topic_prefix)
+    request = PullRequested(
+        request_id=f"forgotten-{uuid.uuid4().hex}",
+        link=table._link_context.ref,
+        keys=[{"subject_id": 4, "session_idx": 0}],
+    )
+    producer = Producer({"bootstrap.servers": endpoints.broker})
+
+    def publish_and_read_outcomes(expected: int) -> list[Any]:
+        producer.produce(
+            topics.pull_requests,
+            key=request.request_id.encode(),
+            value=request.model_dump_json().encode(),
+        )
+        producer.flush(10)
+        wait_until(lambda: len(outcomes_of()) >= expected, timeout=30)
+        return outcomes_of()
+
+    def outcomes_of() -> list[Any]:
+        events = read_topic(endpoints.broker, topics.completions, 10_000, timeout=3)
+        return [e for e in events if e.get("request_id") == request.request_id]
+
+    first = publish_and_read_outcomes(1)
+    (table() & "subject_id = 4").delete()  # the row goes back to Unshared
+    # The sweep runs every tenth of the retention.
+    time.sleep(OUTCOME_RETENTION * 1.1 + 2)
+    second = publish_and_read_outcomes(2)
+
+    assert first[0]["counts"]["shared"] == 1
+    assert len(second) == 2
+    # Carried out anew: a new outcome, and the deleted row pulled again. An
+    # answered repeat would bring the first outcome back and pull nothing.
+    assert second[1]["completed_at"] != first[0]["completed_at"]
+    assert second[1]["counts"]["shared"] == 1
+    assert len(table() & "subject_id = 4") == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from link.domain.events import (
     BatchTransferred,
     PullRequested,
@@ -10,7 +12,7 @@ from link.domain.events import (
     RowFailure,
     fingerprint,
 )
-from link.domain.progress import MAX_REPORTED_FAILURES, PullProgress
+from link.domain.progress import MAX_REPORTED_FAILURES, PullProgress, completed_before
 
 REQUEST_ID = "request-1"
 LINK_ID = "source:3306/lab.session->lab_copy.session"
@@ -315,3 +317,18 @@ def test_progress_kept_by_an_older_release_is_read() -> None:
 
     assert completed is not None
     assert completed.counts == RowCounts(shared=2, already_shared=1)
+
+
+def test_only_an_outcome_older_than_the_moment_has_completed_before_it() -> None:
+    progress = PullProgress(request_id=REQUEST_ID).with_start(started(0))
+    outcome = progress.completion()
+    assert outcome is not None
+    kept_open = progress.model_dump(mode="json")
+    kept = progress.settled(outcome).model_dump(mode="json")
+    completed_at = outcome.completed_at
+    second = datetime.timedelta(seconds=1)
+
+    assert completed_before(kept, completed_at + second)
+    assert not completed_before(kept, completed_at - second)
+    assert not completed_before(kept_open, completed_at + second)
+    assert not completed_before({"outcome": {"completed_at": "soon"}}, completed_at)
