@@ -83,6 +83,17 @@ class LinkSettings(BaseSettings):
             " two scans."
         ),
     )
+    session_timeout: float = Field(
+        default=10.0,
+        ge=6.0,
+        le=300.0,
+        description=(
+            "Seconds without a heartbeat after which Kafka takes a service worker"
+            " for dead and hands its partitions to the others"
+            " (LINK_SESSION_TIMEOUT); the broker's group.min.session.timeout.ms"
+            " (6 s by default) bounds it from below."
+        ),
+    )
     outcome_retention: float = Field(
         default=7 * 24 * 3600.0,
         gt=0,

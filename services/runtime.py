@@ -266,6 +266,10 @@ class Service:
             topic_partitions=settings.topic_partitions,
             consumer_auto_offset_reset="earliest",
             producer_max_request_size=MAX_MESSAGE_BYTES,
+            # faust waits 60 s for a silent worker: a killed transfer worker's
+            # batches would wait that long before another worker takes them.
+            broker_session_timeout=settings.session_timeout,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
             store="memory://",
             # faust makes a data folder per app even for in-memory tables; keep
             # it out of the working directory.

@@ -114,6 +114,13 @@ def start_service(
         time.sleep(0.2)
 
 
+def kill_service(services: RunningServices, name: str) -> None:
+    """Kill one service process at once (SIGKILL), as a crash would end it."""
+    process = services.processes.pop(name)
+    process.kill()
+    process.wait()
+
+
 def stop_service(services: RunningServices, name: str) -> None:
     """Stop one service process, killing it if it does not stop in time."""
     process = services.processes.pop(name)

@@ -22,7 +22,12 @@ from link.adapters.kafka import Topics
 from link.errors import IncompleteRequestError
 from link.executors import PullHandle, PullResult
 from tests.conftest import SchemaNames
-from tests.e2e.conftest import RunningServices, start_service, stop_service
+from tests.e2e.conftest import (
+    RunningServices,
+    kill_service,
+    start_service,
+    stop_service,
+)
 from tests.helpers import (
     assert_rows_equal,
     fetch_sorted,
@@ -230,6 +235,48 @@ def test_a_large_pull_survives_a_transfer_worker_stopping_half_way(
     )
     logs = {name: over_kafka.logs[name].read_text() for name in ("transfer", *extra)}
     assert all("batch" in text for text in logs.values()), "a worker took no batch"
+
+
+def test_a_killed_transfer_worker_hands_its_batches_over_within_the_session_timeout(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+) -> None:
+    pipeline: SourcePipeline = declare_pipeline(source_admin, schema_names.source)
+    fill_pipeline(
+        pipeline,
+        subjects=20,
+        sessions_per_subject=25,
+        trials_per_session=3,
+        samples_per_trace=64,
+    )
+    table = linked_session(endpoints, schema_names)
+    extra = ("transfer-4", "transfer-5")
+    for name in extra:
+        over_kafka.logs[name] = over_kafka.logs["transfer"].with_name(f"{name}.log")
+        start_service(over_kafka, "transfer", name, over_kafka.environment)
+    try:
+        handle = table().source.pull(wait=False)
+        assert isinstance(handle, PullHandle)
+        deadline = time.monotonic() + 60
+        while len(table()) < 100 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # No goodbye to the group: its partitions move when the session ends
+        # (LINK_SESSION_TIMEOUT, 10 s). faust's own default, 60 s, would leave
+        # the pull without news for longer than this wait allows.
+        kill_service(over_kafka, "transfer-4")
+
+        result = handle.wait(timeout=40)
+    finally:
+        for name in extra:
+            if name in over_kafka.processes:
+                stop_service(over_kafka, name)
+
+    assert result.counts.shared == 500
+    assert result.counts.failed == 0
+    assert len(table()) == 500
+    assert len(table.Trial()) == 1500
 
 
 def test_credentials_never_appear_in_messages_or_logs(
