@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import datajoint as dj
@@ -186,38 +187,65 @@ def test_waiting_on_a_handle_raises_for_failed_rows_as_pull_does(
     assert result.counts.already_shared == 2
 
 
-def test_a_large_pull_survives_a_transfer_worker_stopping_half_way(
-    over_kafka: RunningServices,
-    endpoints: Endpoints,
-    schema_names: SchemaNames,
-    source_admin: dj.Instance,
-) -> None:
+def _sessions_of(
+    source_admin: dj.Instance, schema_names: SchemaNames, subjects: int
+) -> SourcePipeline:
+    """Declare and fill a pipeline of 25 sessions per subject, 3 trials each."""
     pipeline: SourcePipeline = declare_pipeline(source_admin, schema_names.source)
     fill_pipeline(
         pipeline,
-        subjects=40,
+        subjects=subjects,
         sessions_per_subject=25,
         trials_per_session=3,
         samples_per_trace=64,
     )
-    table = linked_session(endpoints, schema_names)
-    extra = ("transfer-2", "transfer-3")
-    for name in extra:
+    return pipeline
+
+
+def _pull_losing_a_worker(
+    over_kafka: RunningServices,
+    table: Any,
+    workers: tuple[str, str],
+    end_worker: Callable[[RunningServices, str], None],
+    *,
+    after_rows: int,
+    quiet_for: float,
+) -> PullResult:
+    """Pull the whole table over three transfer workers, one of which ends.
+
+    The first of workers ends once after_rows rows have arrived; quiet_for
+    bounds the wait for news of the pull.
+    """
+    for name in workers:
         over_kafka.logs[name] = over_kafka.logs["transfer"].with_name(f"{name}.log")
         start_service(over_kafka, "transfer", name, over_kafka.environment)
     try:
         handle = table().source.pull(wait=False)
         assert isinstance(handle, PullHandle)
         deadline = time.monotonic() + 60
-        while len(table()) < 300 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        stop_service(over_kafka, "transfer-2")  # half way through the pull
-
-        result = handle.wait(timeout=120)
+        while len(table()) < after_rows and time.monotonic() < deadline:
+            time.sleep(0.1)
+        end_worker(over_kafka, workers[0])
+        return handle.wait(timeout=quiet_for)
     finally:
-        for name in extra:
+        for name in workers:
             if name in over_kafka.processes:
                 stop_service(over_kafka, name)
+
+
+def test_a_large_pull_survives_a_transfer_worker_stopping_half_way(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+) -> None:
+    pipeline = _sessions_of(source_admin, schema_names, subjects=40)
+    table = linked_session(endpoints, schema_names)
+    extra = ("transfer-2", "transfer-3")
+
+    result = _pull_losing_a_worker(
+        over_kafka, table, extra, stop_service, after_rows=300, quiet_for=120
+    )
 
     assert result.counts.shared == 1000
     assert result.counts.failed == 0
@@ -243,35 +271,20 @@ def test_a_killed_transfer_worker_hands_its_batches_over_within_the_session_time
     schema_names: SchemaNames,
     source_admin: dj.Instance,
 ) -> None:
-    pipeline: SourcePipeline = declare_pipeline(source_admin, schema_names.source)
-    fill_pipeline(
-        pipeline,
-        subjects=20,
-        sessions_per_subject=25,
-        trials_per_session=3,
-        samples_per_trace=64,
-    )
+    _sessions_of(source_admin, schema_names, subjects=20)
     table = linked_session(endpoints, schema_names)
-    extra = ("transfer-4", "transfer-5")
-    for name in extra:
-        over_kafka.logs[name] = over_kafka.logs["transfer"].with_name(f"{name}.log")
-        start_service(over_kafka, "transfer", name, over_kafka.environment)
-    try:
-        handle = table().source.pull(wait=False)
-        assert isinstance(handle, PullHandle)
-        deadline = time.monotonic() + 60
-        while len(table()) < 100 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        # No goodbye to the group: its partitions move when the session ends
-        # (LINK_SESSION_TIMEOUT, 10 s). faust's own default, 60 s, would leave
-        # the pull without news for longer than this wait allows.
-        kill_service(over_kafka, "transfer-4")
 
-        result = handle.wait(timeout=40)
-    finally:
-        for name in extra:
-            if name in over_kafka.processes:
-                stop_service(over_kafka, name)
+    # A killed worker says no goodbye to the group: its partitions move when
+    # its session ends (LINK_SESSION_TIMEOUT, 10 s). faust's own default, 60 s,
+    # would leave the pull without news for longer than the 40 s allowed here.
+    result = _pull_losing_a_worker(
+        over_kafka,
+        table,
+        ("transfer-4", "transfer-5"),
+        kill_service,
+        after_rows=100,
+        quiet_for=40,
+    )
 
     assert result.counts.shared == 500
     assert result.counts.failed == 0

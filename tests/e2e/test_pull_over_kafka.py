@@ -69,6 +69,42 @@ def read_topic(
     return messages
 
 
+class Requests:
+    """Publishes requests as another system does, and reads their outcomes."""
+
+    def __init__(self, broker: str, topics: Topics) -> None:
+        """Open a producer on the broker."""
+        self._broker = broker
+        self._topics = topics
+        self._producer = Producer({"bootstrap.servers": broker})
+
+    def publish(self, request: PullRequested, partition: int = -1) -> None:
+        """Publish a pull request keyed by its id, and wait until Kafka has it.
+
+        By default the producer's partitioner picks the partition.
+        """
+        self._producer.produce(
+            self._topics.pull_requests,
+            key=request.request_id.encode(),
+            value=request.model_dump_json().encode(),
+            partition=partition,
+        )
+        self._producer.flush(10)
+
+    def outcomes(self, request_id: str) -> list[Any]:
+        """Return every outcome published for a request id so far, oldest first."""
+        events = read_topic(self._broker, self._topics.completions, 10_000, timeout=3)
+        return [event for event in events if event.get("request_id") == request_id]
+
+    def publish_and_read(self, request: PullRequested, expected: int) -> list[Any]:
+        """Publish a request, then return its outcomes once expected are in."""
+        self.publish(request)
+        wait_until(
+            lambda: len(self.outcomes(request.request_id)) >= expected, timeout=30
+        )
+        return self.outcomes(request.request_id)
+
+
 @pytest.mark.usefixtures("over_kafka")
 def test_restricted_pull_arrives_value_by_value(
     endpoints: Endpoints, schema_names: SchemaNames, pipeline: SourcePipeline
@@ -231,25 +267,11 @@ def test_a_request_published_twice_is_carried_out_once(
         link=table._link_context.ref,
         keys=[{"subject_id": 3, "session_idx": 1}],
     )
-    producer = Producer({"bootstrap.servers": endpoints.broker})
+    requests = Requests(endpoints.broker, topics)
 
-    def publish_and_read_outcomes(expected: int) -> list[Any]:
-        producer.produce(
-            topics.pull_requests,
-            key=request.request_id.encode(),
-            value=request.model_dump_json().encode(),
-        )
-        producer.flush(10)
-        wait_until(lambda: len(outcomes_of(request.request_id)) >= expected, timeout=30)
-        return outcomes_of(request.request_id)
-
-    def outcomes_of(request_id: str) -> list[Any]:
-        events = read_topic(endpoints.broker, topics.completions, 10_000, timeout=3)
-        return [event for event in events if event.get("request_id") == request_id]
-
-    first = publish_and_read_outcomes(1)
+    first = requests.publish_and_read(request, 1)
     (table() & "subject_id = 3").delete()  # the row goes back to Unshared
-    second = publish_and_read_outcomes(2)
+    second = requests.publish_and_read(request, 2)
 
     assert len(first) == 1
     assert first[0]["counts"]["shared"] == 1
@@ -261,14 +283,7 @@ def test_a_request_published_twice_is_carried_out_once(
     different = request.model_copy(
         update={"keys": [{"subject_id": 3, "session_idx": 2}]}
     )
-    producer.produce(
-        topics.pull_requests,
-        key=different.request_id.encode(),
-        value=different.model_dump_json().encode(),
-    )
-    producer.flush(10)
-    assert wait_until(lambda: len(outcomes_of(request.request_id)) >= 3, timeout=30)
-    third = outcomes_of(request.request_id)[2]
+    third = requests.publish_and_read(different, 3)[2]
     assert third["type"] == "RequestRejected"
     assert "different request" in third["reason"]
 
@@ -346,22 +361,13 @@ def test_a_request_whose_start_was_cut_short_is_started_again_and_completes(
     assert wait_until(lambda: shared("subject_id = 2 AND session_idx < 2") == 2)
 
     # Kafka delivers the request message again once the worker is gone.
-    producer.produce(
-        topics.pull_requests,
-        key=request.request_id.encode(),
-        value=request.model_dump_json().encode(),
-        partition=0,
-    )
-    producer.flush(10)
+    requests = Requests(endpoints.broker, topics)
+    requests.publish(request, partition=0)
 
-    def outcomes() -> list[Any]:
-        events = read_topic(endpoints.broker, topics.completions, 10_000, timeout=3)
-        return [e for e in events if e.get("request_id") == request.request_id]
-
-    assert wait_until(lambda: bool(outcomes()), timeout=60), (
+    assert wait_until(lambda: bool(requests.outcomes(request.request_id)), 60), (
         "the request never completed:\n" + over_kafka.log_tail("pull_requests")
     )
-    (outcome,) = outcomes()
+    (outcome,) = requests.outcomes(request.request_id)
     counts = RowCounts.model_validate(outcome["counts"])
     assert outcome["type"] == "PullCompleted"
     # The first attempt's two rows count already shared; the third row is
@@ -391,27 +397,13 @@ def test_an_outcome_is_forgotten_after_its_retention(
         link=table._link_context.ref,
         keys=[{"subject_id": 4, "session_idx": 0}],
     )
-    producer = Producer({"bootstrap.servers": endpoints.broker})
+    requests = Requests(endpoints.broker, topics)
 
-    def publish_and_read_outcomes(expected: int) -> list[Any]:
-        producer.produce(
-            topics.pull_requests,
-            key=request.request_id.encode(),
-            value=request.model_dump_json().encode(),
-        )
-        producer.flush(10)
-        wait_until(lambda: len(outcomes_of()) >= expected, timeout=30)
-        return outcomes_of()
-
-    def outcomes_of() -> list[Any]:
-        events = read_topic(endpoints.broker, topics.completions, 10_000, timeout=3)
-        return [e for e in events if e.get("request_id") == request.request_id]
-
-    first = publish_and_read_outcomes(1)
+    first = requests.publish_and_read(request, 1)
     (table() & "subject_id = 4").delete()  # the row goes back to Unshared
     # The sweep runs every tenth of the retention.
     time.sleep(OUTCOME_RETENTION * 1.1 + 2)
-    second = publish_and_read_outcomes(2)
+    second = requests.publish_and_read(request, 2)
 
     assert first[0]["counts"]["shared"] == 1
     assert len(second) == 2
