@@ -8,11 +8,13 @@ the services' completion events.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
 import os
 import threading
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +24,13 @@ import datajoint as dj
 from tqdm import tqdm
 
 from link.adapters.gateway import LinkGateway
-from link.adapters.kafka import Publisher, RequestListener, TopicAdmin, Topics
+from link.adapters.kafka import (
+    BROKER_TIMEOUT,
+    Publisher,
+    RequestListener,
+    TopicAdmin,
+    Topics,
+)
 from link.config import LinkSettings
 from link.domain.events import (
     BatchTransferred,
@@ -409,6 +417,17 @@ class FinishedPull:
         return self._check(self.result)
 
 
+def _keep_forever(thing: object) -> None:
+    """Keep an object alive until the process ends, through interpreter shutdown.
+
+    A forked child must never destroy the Kafka clients it inherited:
+    librdkafka's destructor waits on, or asserts about, threads that did not
+    survive the fork (the child aborts). A reference that is never released
+    keeps the destructor from running. CPython only, as the project is.
+    """
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(thing))
+
+
 class KafkaClients:
     """A link's producer and listener, opened once and kept for every request.
 
@@ -416,6 +435,9 @@ class KafkaClients:
     its offsets): a single-row pull would mostly wait for them if every
     request opened its own. The listener stays where it was opened, before
     the first request: no outcome can slip past it.
+
+    Fork-safe: a fork waits for clients still opening, and the child sets
+    its inherited clients aside and opens its own on first use.
     """
 
     def __init__(self, settings: LinkSettings, broker: str) -> None:
@@ -424,9 +446,9 @@ class KafkaClients:
         self._broker = broker
         self._topics = Topics(settings.topic_prefix)
         self._clients: tuple[Publisher, RequestListener] | None = None
-        self._opened_in: int | None = None
         self._opening: threading.Thread | None = None
         self._opening_error: BaseException | None = None
+        _EVERY_CLIENTS.add(self)
 
     def open_in_background(self) -> None:
         """Start opening the clients on a thread of their own, and return at once.
@@ -436,7 +458,6 @@ class KafkaClients:
         then overlap that work instead of following it. A failure is raised
         by the request that needs the clients.
         """
-        self._forget_if_forked()
         if self._clients is not None or self._opening is not None:
             return
         self._opening = threading.Thread(
@@ -451,7 +472,6 @@ class KafkaClients:
             self._opening_error = error
 
     def _open(self) -> tuple[Publisher, RequestListener]:
-        self._opened_in = os.getpid()
         admin = TopicAdmin(self._broker)
         admin.ensure(self._topics.all(), self._settings.topic_partitions)
         listener = RequestListener(
@@ -463,22 +483,22 @@ class KafkaClients:
         )
         return publisher, listener
 
-    def _forget_if_forked(self) -> None:
-        """Drop clients opened by the parent of a forked process.
+    def finish_opening(self) -> None:
+        """Wait for clients still opening: a fork must not cut them in half."""
+        opening = self._opening
+        if opening is not None:
+            opening.join(BROKER_TIMEOUT)
 
-        librdkafka's threads do not survive a fork: the copies would never
-        deliver. They are left unclosed, as closing them would wait on those
-        threads; the child opens its own.
-        """
-        if self._opened_in is not None and self._opened_in != os.getpid():
-            self._clients = None
-            self._opening = None
-            self._opening_error = None
-            self._opened_in = None
+    def set_inherited_aside(self) -> None:
+        """In a forked child: never use, nor destroy, the parent's clients."""
+        if self._clients is not None:
+            _keep_forever(self._clients)
+        self._clients = None
+        self._opening = None
+        self._opening_error = None
 
     def get(self) -> tuple[Publisher, RequestListener]:
         """Return the producer and the listener, waiting for them if still opening."""
-        self._forget_if_forked()
         if self._opening is not None:
             self._opening.join()
             self._opening = None
@@ -488,6 +508,24 @@ class KafkaClients:
         if self._clients is None:
             self._clients = self._open()
         return self._clients
+
+
+_EVERY_CLIENTS: weakref.WeakSet[KafkaClients] = weakref.WeakSet()
+
+
+def _finish_opening_before_fork() -> None:
+    for clients in list(_EVERY_CLIENTS):
+        clients.finish_opening()
+
+
+def _set_inherited_aside_in_child() -> None:
+    for clients in list(_EVERY_CLIENTS):
+        clients.set_inherited_aside()
+
+
+os.register_at_fork(
+    before=_finish_opening_before_fork, after_in_child=_set_inherited_aside_in_child
+)
 
 
 class KafkaExecutor:

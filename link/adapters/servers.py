@@ -8,6 +8,7 @@ touches the global ``dj.config`` that the user's own pipeline relies on.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 import weakref
 from typing import Any
@@ -33,6 +34,31 @@ warnings.filterwarnings("ignore", message="No datajoint.json found")
 # replaces a connection's session when it reconnects, and the new one starts
 # with the server's defaults: the set tells whether to set it up again.
 _LINK_SESSIONS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+_LINK_CONNECTIONS: weakref.WeakValueDictionary[int, dj.Connection] = (
+    weakref.WeakValueDictionary()
+)
+"""The connections the link opened, by id (a Connection is not hashable)."""
+
+
+def _drop_inherited_sessions() -> None:
+    """In a forked child, let go of the sessions the parent opened.
+
+    Parent and child would otherwise talk over one socket at once, and each
+    would read the other's answers. The child closes its copy of the socket
+    without the goodbye that would end the parent's session on the server;
+    DataJoint then opens a session of its own at the child's first query
+    ("Reconnecting to database server" in its log), and the link sets it up
+    as after any reconnect.
+    """
+    for connection in list(_LINK_CONNECTIONS.values()):
+        inherited = connection._conn
+        if isinstance(inherited, pymysql.connections.Connection):
+            inherited._force_close()
+            _LINK_SESSIONS.discard(inherited)
+
+
+os.register_at_fork(after_in_child=_drop_inherited_sessions)
 
 
 def in_link_session(connection: dj.Connection) -> dj.Connection:
@@ -99,6 +125,7 @@ def open_source(host: str, settings: LinkSettings) -> dj.Instance:
             name, user, password, port=port, safemode=False, stores=_stores()
         )
         in_link_session(instance.connection)
+        _LINK_CONNECTIONS[id(instance.connection)] = instance.connection
         return instance
     except pymysql.err.OperationalError as error:
         code = error.args[0] if error.args else None
@@ -131,6 +158,7 @@ def open_destination() -> dj.Instance:
             stores=_stores(),
         )
         in_link_session(instance.connection)
+        _LINK_CONNECTIONS[id(instance.connection)] = instance.connection
         return instance
     except pymysql.err.OperationalError as error:
         code = error.args[0] if error.args else None

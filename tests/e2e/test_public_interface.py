@@ -8,6 +8,7 @@ workers, one of which stops half way; every row and part arrives exactly once.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import subprocess
 import time
@@ -32,6 +33,7 @@ from tests.e2e.conftest import (
 from tests.helpers import (
     assert_rows_equal,
     fetch_sorted,
+    filled_pipeline,
     linked_session,
 )
 from tests.servers import Endpoints
@@ -290,6 +292,53 @@ def test_a_killed_transfer_worker_hands_its_batches_over_within_the_session_time
     assert result.counts.failed == 0
     assert len(table()) == 500
     assert len(table.Trial()) == 1500
+
+
+def _pull_one_subject(table: Any, subject_id: int) -> None:
+    """Pull one subject's sessions in a forked child; exit 1 unless all arrive."""
+    result = (table().source & f"subject_id = {subject_id}").pull()
+    if result.counts.shared != 3:
+        raise SystemExit(1)
+
+
+@pytest.mark.usefixtures("over_kafka")
+def test_forked_children_pull_over_the_link_their_parent_declared(
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    source_admin: dj.Instance,
+) -> None:
+    filled_pipeline(
+        source_admin,
+        schema_names,
+        subjects=4,
+        sessions_per_subject=3,
+        trials_per_session=2,
+    )
+    table = linked_session(endpoints, schema_names)
+    source = table().source.connection
+    parent_session = source.query("SELECT CONNECTION_ID()").fetchone()
+
+    fork = multiprocessing.get_context("fork")
+    children = [
+        fork.Process(target=_pull_one_subject, args=(table, subject_id))
+        for subject_id in (1, 2, 3)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=120)
+    exit_codes = [child.exitcode for child in children]
+    for child in children:
+        if child.is_alive():  # stuck: a test that fails must not hang as well
+            child.kill()
+            child.join()
+
+    assert exit_codes == [0, 0, 0], "a child failed (negative: a signal) or hung"
+    assert len(table()) == 9
+    assert len(table.Trial()) == 18
+    # The children opened sessions of their own and left the parent's alone.
+    assert source.query("SELECT CONNECTION_ID()").fetchone() == parent_session
+    assert (table().source & "subject_id = 4").pull().counts.shared == 3
 
 
 def test_credentials_never_appear_in_messages_or_logs(
