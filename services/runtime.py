@@ -42,10 +42,12 @@ from link.errors import BrokerError, ConfigurationError, InvalidRequestError, Li
 from link.registry import Registry
 from services import end_with_configuration_error
 from services.fetching import shorten_prefetch_backoff
+from services.recovery import resume_streams_after_seeking
 
 logger = logging.getLogger(__name__)
 
 shorten_prefetch_backoff()
+resume_streams_after_seeking()
 
 T = TypeVar("T")
 

@@ -24,7 +24,12 @@ from link.domain.events import (
 )
 from link.errors import InvalidRequestError
 from tests.conftest import SchemaNames
-from tests.e2e.conftest import OUTCOME_RETENTION, RunningServices
+from tests.e2e.conftest import (
+    OUTCOME_RETENTION,
+    RunningServices,
+    kill_service,
+    start_service,
+)
 from tests.helpers import (
     assert_rows_equal,
     fetch_sorted,
@@ -69,6 +74,15 @@ def read_topic(
     return messages
 
 
+def partition_count(broker: str, topic: str) -> int:
+    """Return how many partitions a topic has."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": "probe"})
+    try:
+        return len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    finally:
+        consumer.close()
+
+
 class Requests:
     """Publishes requests as another system does, and reads their outcomes."""
 
@@ -95,6 +109,12 @@ class Requests:
         """Return every outcome published for a request id so far, oldest first."""
         events = read_topic(self._broker, self._topics.completions, 10_000, timeout=3)
         return [event for event in events if event.get("request_id") == request_id]
+
+    def unanswered(self, requests: list[PullRequested]) -> list[str]:
+        """Return the ids of those requests that have no outcome so far."""
+        events = read_topic(self._broker, self._topics.completions, 10_000, timeout=3)
+        answered = {event.get("request_id") for event in events}
+        return [r.request_id for r in requests if r.request_id not in answered]
 
     def publish_and_read(self, request: PullRequested, expected: int) -> list[Any]:
         """Publish a request, then return its outcomes once expected are in."""
@@ -412,3 +432,48 @@ def test_an_outcome_is_forgotten_after_its_retention(
     assert second[1]["completed_at"] != first[0]["completed_at"]
     assert second[1]["counts"]["shared"] == 1
     assert len(table() & "subject_id = 4") == 1
+
+
+def test_requests_published_while_the_pull_request_service_is_down_are_carried_out(
+    over_kafka: RunningServices,
+    endpoints: Endpoints,
+    schema_names: SchemaNames,
+    pipeline: SourcePipeline,
+) -> None:
+    table = linked_session(endpoints, schema_names)
+    ref = table._link_context.ref
+    topics = Topics(over_kafka.topic_prefix)
+    requests = Requests(endpoints.broker, topics)
+    partitions = range(partition_count(endpoints.broker, topics.pull_requests))
+    session_keys = pipeline.Session().keys()
+    assert len(session_keys) >= 2 * len(partitions)
+    # One request per row and partition: a round before the service ends, so
+    # that every partition has offsets committed and the table's changelog
+    # has entries to read back, and a round while it is down.
+    before, during = (
+        [
+            PullRequested(request_id=f"queued-{uuid.uuid4().hex}", link=ref, keys=[key])
+            for key in keys
+        ]
+        for keys in (session_keys[: len(partitions)], session_keys[len(partitions) :])
+    )
+    for partition, request in zip(partitions, before, strict=True):
+        requests.publish(request, partition)
+    assert wait_until(lambda: not requests.unanswered(before), 30)
+
+    kill_service(over_kafka, "pull_requests")
+    try:
+        for index, request in enumerate(during):
+            requests.publish(request, index % len(partitions))
+    finally:
+        # Started again even if publishing failed: later tests need it.
+        start_service(
+            over_kafka, "pull_requests", "pull_requests", over_kafka.environment
+        )
+
+    assert wait_until(lambda: not requests.unanswered(during), 60), (
+        f"{len(requests.unanswered(during))} of {len(during)} requests published"
+        " while the service was down were never answered:\n"
+        + over_kafka.log_tail("pull_requests", lines=80)
+    )
+    assert len(table()) == len(session_keys)
