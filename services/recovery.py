@@ -11,13 +11,23 @@ request lost so is never started and its requester waits in vain; observed
 here after a pull-request worker was killed during a large pull (faust-streaming
 0.15.3, the newest release, as of December 2026).
 
-``resume_streams_after_seeking`` changes the order for every faust app of the
-process: the partitions stay paused during the seek and the emptying of the
-buffers, and are resumed just after. Nothing is then fetched before the seek,
-so nothing fetched is thrown away. It wraps the two methods of faust's Recovery
-that finish a rebalance, so it depends on their names and on their calling
-``consumer.resume_partitions``: pyproject.toml keeps faust-streaming below 0.16,
-and tests/integration/test_faust_recovery.py loses messages without the change.
+Two changes, made for every faust app of the process by
+``keep_messages_through_rebalances``:
+
+- The stream partitions stay paused during the seek and the emptying of the
+  buffers, and are resumed just after: nothing is fetched before the seek, so
+  nothing fetched is thrown away.
+- While no partition is active, aiokafka hands faust no records. faust passes
+  aiokafka its live set of active partitions, and aiokafka reads an empty set
+  as "every partition": the records of paused stream partitions came back, and
+  faust, finding them not active, dropped them. The first change leaves that
+  set empty for the length of a seek, so this one is needed with it; faust's
+  own order leaves it empty for a moment too.
+
+Both wrap faust internals (Recovery's two methods that finish a rebalance,
+their call of ``consumer.resume_partitions``, and the aiokafka driver's
+``_fetch_records``): pyproject.toml keeps faust-streaming below 0.16, and
+tests/integration/test_faust_recovery.py loses messages without the changes.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
 FINISHING_METHODS = ("on_recovery_completed", "_resume_streams")
@@ -35,12 +46,15 @@ FINISHING_METHODS = ("on_recovery_completed", "_resume_streams")
 RecoveryStep = Callable[..., Awaitable[None]]
 
 
-def resume_streams_after_seeking() -> None:
-    """Make faust resume stream partitions only once seeking and clearing are done."""
+def keep_messages_through_rebalances() -> None:
+    """Apply both changes (see the module's documentation); calling again is a no-op."""
     for name in FINISHING_METHODS:
         step: RecoveryStep = getattr(Recovery, name)
         if not getattr(step, "resumes_after_seeking", False):
             setattr(Recovery, name, _resuming_afterwards(step))
+    fetch = AIOKafkaConsumerThread._fetch_records
+    if not getattr(fetch, "fetches_active_only", False):
+        AIOKafkaConsumerThread._fetch_records = _fetching_active_only(fetch)  # type: ignore[method-assign]
 
 
 def _resuming_afterwards(step: RecoveryStep) -> RecoveryStep:
@@ -66,3 +80,42 @@ def _resuming_afterwards(step: RecoveryStep) -> RecoveryStep:
 
     finish.resumes_after_seeking = True  # type: ignore[attr-defined]
     return finish
+
+
+class ActivePartitions:
+    """faust's live set of active partitions, as aiokafka is to read it.
+
+    Membership is the live set's; but an empty set means "none" here, where
+    aiokafka would read it as "every partition".
+    """
+
+    def __init__(self, live: set[TP]) -> None:
+        """Wrap the set that faust keeps up to date."""
+        self._live = live
+
+    def __bool__(self) -> bool:
+        """Return True: aiokafka then tests membership, even of an empty set."""
+        return True
+
+    def __contains__(self, partition: object) -> bool:
+        """Return whether faust has the partition active now."""
+        return partition in self._live
+
+
+def _fetching_active_only(fetch: Callable[..., Awaitable[Any]]) -> Any:
+    @functools.wraps(fetch)
+    async def fetch_active(
+        self: AIOKafkaConsumerThread,
+        consumer: Any,
+        active_partitions: set[TP] | None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        # None asks for every partition: a client-only app means it.
+        partitions = (
+            None if active_partitions is None else ActivePartitions(active_partitions)
+        )
+        return await fetch(self, consumer, partitions, *args, **kwargs)
+
+    fetch_active.fetches_active_only = True  # type: ignore[attr-defined]
+    return fetch_active

@@ -42,12 +42,12 @@ from link.errors import BrokerError, ConfigurationError, InvalidRequestError, Li
 from link.registry import Registry
 from services import end_with_configuration_error
 from services.fetching import shorten_prefetch_backoff
-from services.recovery import resume_streams_after_seeking
+from services.recovery import keep_messages_through_rebalances
 
 logger = logging.getLogger(__name__)
 
 shorten_prefetch_backoff()
-resume_streams_after_seeking()
+keep_messages_through_rebalances()
 
 T = TypeVar("T")
 

@@ -26,7 +26,7 @@ import faust
 from faust.transport.consumer import Consumer
 from faust.types import StreamT
 
-HANDLING_SECONDS = 0.2
+HANDLING_SECONDS = 0.5
 """How long handling one message takes: later messages wait in faust's buffers."""
 
 
@@ -44,9 +44,9 @@ def slow_down_seeking(seconds: float) -> None:
 def main() -> None:
     """Run the worker until it is stopped."""
     if os.environ.get("FIXED") == "1":
-        from services.recovery import resume_streams_after_seeking
+        from services.recovery import keep_messages_through_rebalances
 
-        resume_streams_after_seeking()
+        keep_messages_through_rebalances()
     slow_seek = float(os.environ.get("SLOW_SEEK", "0"))
     if slow_seek:
         slow_down_seeking(slow_seek)
