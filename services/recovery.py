@@ -54,7 +54,8 @@ def keep_messages_through_rebalances() -> None:
             setattr(Recovery, name, _resuming_afterwards(step))
     fetch = AIOKafkaConsumerThread._fetch_records
     if not getattr(fetch, "fetches_active_only", False):
-        AIOKafkaConsumerThread._fetch_records = _fetching_active_only(fetch)  # type: ignore[method-assign]
+        guarded = _fetching_active_only(fetch)
+        AIOKafkaConsumerThread._fetch_records = guarded  # type: ignore[method-assign]
 
 
 def _resuming_afterwards(step: RecoveryStep) -> RecoveryStep:
