@@ -45,15 +45,18 @@ FINISHING_METHODS = ("on_recovery_completed", "_resume_streams")
 
 RecoveryStep = Callable[..., Awaitable[None]]
 
+WRAPPED_MARK = "kept_by_datajoint_link"
+"""Set on every wrapper made here, so that applying the changes twice wraps once."""
+
 
 def keep_messages_through_rebalances() -> None:
     """Apply both changes (see the module's documentation); calling again is a no-op."""
     for name in FINISHING_METHODS:
         step: RecoveryStep = getattr(Recovery, name)
-        if not getattr(step, "resumes_after_seeking", False):
+        if not getattr(step, WRAPPED_MARK, False):
             setattr(Recovery, name, _resuming_afterwards(step))
     fetch = AIOKafkaConsumerThread._fetch_records
-    if not getattr(fetch, "fetches_active_only", False):
+    if not getattr(fetch, WRAPPED_MARK, False):
         guarded = _fetching_active_only(fetch)
         AIOKafkaConsumerThread._fetch_records = guarded  # type: ignore[method-assign]
 
@@ -79,7 +82,7 @@ def _resuming_afterwards(step: RecoveryStep) -> RecoveryStep:
             if held and self.app.consumer_generation_id == generation:
                 consumer.resume_partitions(held & set(consumer.assignment()))
 
-    finish.resumes_after_seeking = True  # type: ignore[attr-defined]
+    setattr(finish, WRAPPED_MARK, True)
     return finish
 
 
@@ -118,5 +121,5 @@ def _fetching_active_only(fetch: Callable[..., Awaitable[Any]]) -> Any:
         )
         return await fetch(self, consumer, partitions, *args, **kwargs)
 
-    fetch_active.fetches_active_only = True  # type: ignore[attr-defined]
+    setattr(fetch_active, WRAPPED_MARK, True)
     return fetch_active

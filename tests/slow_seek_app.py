@@ -1,8 +1,9 @@
 """A faust worker that meets the rebalance race of services/recovery.py every time.
 
-tests/integration/test_faust_recovery.py runs it as a process. It counts the
-messages of one topic in a table, slowly, and writes each offset it handled to
-a file. When SLOW_SEEK is set, seeking to the committed offsets after a
+tests/integration/test_faust_recovery.py runs it as a process. It handles the
+messages of one topic slowly, keeps the last offset per key in a table (so that
+a restart recovers the table from its changelog) and writes each offset it
+handled to a file. When SLOW_SEEK is set, seeking to the committed offsets after a
 rebalance returns only SLOW_SEEK seconds after the seek. In faust's own order
 the stream partitions fetch from the moment before the seek until faust empties
 its buffers after it; between the seek and the emptying, a few turns of the
@@ -25,6 +26,9 @@ from typing import Any
 import faust
 from faust.transport.consumer import Consumer
 from faust.types import StreamT
+
+TABLE = "last-offsets"
+"""The table's name; its changelog topic is named "{APP_ID}-last-offsets-changelog"."""
 
 HANDLING_SECONDS = 0.5
 """How long handling one message takes: later messages wait in faust's buffers."""
@@ -63,18 +67,18 @@ def main() -> None:
         datadir=str(Path(tempfile.gettempdir()) / "datajoint-link-faust-test"),
     )
     topic = app.topic(os.environ["TOPIC"], key_type=bytes, value_type=bytes)
-    # The last offset handled per key (faust keeps tables as JSON).
-    counts: Any = app.Table("counts", default=None, partitions=1)
+    # faust keeps tables as JSON, whatever the app's serializer.
+    last_offsets: Any = app.Table(TABLE, default=None, partitions=1)
 
     @app.agent(topic)
-    async def count(stream: StreamT[bytes]) -> None:
+    async def handle(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             await asyncio.sleep(HANDLING_SECONDS)
-            counts[(event.key or b"").decode()] = event.message.offset
+            last_offsets[(event.key or b"").decode()] = event.message.offset
             with handled.open("a") as output:
                 output.write(f"{event.message.offset}\n")
 
-    _ = count
+    _ = handle
     sys.argv = [sys.argv[0], "worker", "--without-web", "--loglevel", "info"]
     app.main()
 

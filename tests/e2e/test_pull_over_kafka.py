@@ -105,15 +105,16 @@ class Requests:
         )
         self._producer.flush(10)
 
+    def _all_outcomes(self) -> list[Any]:
+        return read_topic(self._broker, self._topics.completions, 10_000, timeout=3)
+
     def outcomes(self, request_id: str) -> list[Any]:
         """Return every outcome published for a request id so far, oldest first."""
-        events = read_topic(self._broker, self._topics.completions, 10_000, timeout=3)
-        return [event for event in events if event.get("request_id") == request_id]
+        return [e for e in self._all_outcomes() if e.get("request_id") == request_id]
 
     def unanswered(self, requests: list[PullRequested]) -> list[str]:
         """Return the ids of those requests that have no outcome so far."""
-        events = read_topic(self._broker, self._topics.completions, 10_000, timeout=3)
-        answered = {event.get("request_id") for event in events}
+        answered = {event.get("request_id") for event in self._all_outcomes()}
         return [r.request_id for r in requests if r.request_id not in answered]
 
     def publish_and_read(self, request: PullRequested, expected: int) -> list[Any]:

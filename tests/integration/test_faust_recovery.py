@@ -20,8 +20,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from link.adapters.kafka import ensure_topics
-from services.recovery import FINISHING_METHODS
 from tests.servers import REPOSITORY, Endpoints
+from tests.slow_seek_app import TABLE
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +46,9 @@ class Worker:
             "HANDLED": str(self.handled),
             "PYTHONUNBUFFERED": "1",
         }
+        self.changelog = f"{name}-{TABLE}-changelog"
         # faust would create its changelog itself, too late for its first write.
-        changelog = f"{name}-counts-changelog"
-        ensure_topics(broker, [name], 1, compacted=[changelog])
+        ensure_topics(broker, [name], 1, compacted=[self.changelog])
         self.producer = Producer({"bootstrap.servers": broker})
 
     def publish(self, count: int) -> None:
@@ -91,8 +91,7 @@ class Worker:
     def delete_topics(self) -> None:
         """Delete the worker's topics."""
         admin = AdminClient({"bootstrap.servers": self.broker})
-        names = [self.topic, f"{self.topic}-counts-changelog"]
-        for future in admin.delete_topics(names).values():
+        for future in admin.delete_topics([self.topic, self.changelog]).values():
             future.result()
 
 
@@ -123,10 +122,3 @@ def test_no_message_is_lost_when_the_seek_after_a_rebalance_is_slow(
         f"offsets {sorted(missing)} were never handled:\n"
         + worker.log.read_text()[-3000:]
     )
-
-
-def test_the_methods_that_the_fix_wraps_still_exist() -> None:
-    from faust.tables.recovery import Recovery
-
-    for name in FINISHING_METHODS:
-        assert callable(getattr(Recovery, name, None)), f"faust lost Recovery.{name}"

@@ -44,3 +44,8 @@ def test_the_changes_are_made_once_however_often_they_are_asked_for() -> None:
         assert not hasattr(method.__wrapped__, "__wrapped__")
     assert not hasattr(fetch.__wrapped__, "__wrapped__")
     assert AIOKafkaConsumerThread._fetch_records is fetch
+
+
+def test_the_methods_that_the_fix_wraps_still_exist() -> None:
+    for name in FINISHING_METHODS:
+        assert callable(getattr(Recovery, name, None)), f"faust lost Recovery.{name}"
